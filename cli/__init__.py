@@ -1,0 +1,1 @@
+"""``aot-cli``: the command-line shell over ``axolotl_aot`` (imported as ``axolotl_aot_cli``)."""
