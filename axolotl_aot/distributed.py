@@ -48,7 +48,9 @@ def all_gather_variable(x: torch.Tensor, group: ProcessGroup | None = None) -> t
     dist.all_gather(chunks, padded, group=group)
     rank = dist.get_rank(group)
     start = sum(counts[:rank])
-    return torch.cat([chunk[:count] for chunk, count in zip(chunks, counts, strict=True)]), slice(start, start + x.numel())
+    return torch.cat([chunk[:count] for chunk, count in zip(chunks, counts, strict=True)]), slice(
+        start, start + x.numel()
+    )
 
 
 def gathered_loss(

@@ -120,9 +120,8 @@ def _sorted_ot_cost(
     if u.numel() == v.numel():  # the merged grid is the identity coupling
         return cost_fn(beta * (u_sorted - v_sorted), cost, label_smoothing).mean()
     i, j, weight = quantile_coupling(u.numel(), v.numel())
-    z = beta * (u_sorted[torch.from_numpy(i).to(u.device)] - v_sorted[torch.from_numpy(j).to(u.device)])
-    weight_t = torch.from_numpy(weight).to(device=u.device, dtype=u.dtype)
-    return (weight_t * cost_fn(z, cost, label_smoothing)).sum()
+    z = beta * (u_sorted[torch.tensor(i, device=u.device)] - v_sorted[torch.tensor(j, device=u.device)])
+    return (torch.tensor(weight, device=u.device, dtype=u.dtype) * cost_fn(z, cost, label_smoothing)).sum()
 
 
 def _check_cost(cost: str, label_smoothing: float) -> None:

@@ -1,0 +1,39 @@
+"""The installed distribution: its console script, its import names and its dependencies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import distribution
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def test_console_script_runs(tmp_path):
+    done = subprocess.run([BIN / "aot-cli", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"aot-cli {distribution('axolotl-aot').version}"
+
+
+def test_cli_imports_under_a_name_that_cannot_collide(tmp_path):
+    """Away from the source tree there is no top-level ``cli``; the app is ``axolotl_aot_cli``."""
+    probe = "import importlib.util as u; import axolotl_aot_cli.app; print(u.find_spec('cli') is None)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    assert distribution("axolotl-aot").read_text("top_level.txt").split() == [
+        "axolotl_aot",
+        "axolotl_aot_cli",
+    ]
+
+
+def test_declared_dependencies_and_extras():
+    dist = distribution("axolotl-aot")
+    assert dist.metadata["Requires-Python"] == ">=3.11"
+    requires = dist.requires or []
+    assert "axolotl<0.22,>=0.19" in requires
+    assert {"flash-attn", "dev"} <= set(dist.metadata.get_all("Provides-Extra"))
+    assert 'axolotl[flash-attn]<0.22,>=0.19; extra == "flash-attn"' in requires
+    for tool in ("pytest", "hypothesis", "pot", "ruff"):
+        assert any(r.startswith(tool) and 'extra == "dev"' in r for r in requires), tool
