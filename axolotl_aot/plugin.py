@@ -1,0 +1,59 @@
+"""``AOTPlugin``: ``plugins: [axolotl_aot.AOTPlugin]`` with ``rl: aot`` or ``rl: aot_unpaired``.
+
+Axolotl 0.19 validates ``rl`` against a closed enum, so ``register()`` (which runs on
+the raw YAML before validation) rewrites the mode onto the trainer family whose data
+pipeline it reuses: ``aot`` -> ``dpo`` (paired datasets), ``aot_unpaired`` -> ``kto``
+(prompt/completion/label datasets), remembers the mode in ``aot_mode`` and selects the
+AOT trainer through ``trainer_cls``. See ../README.md for the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axolotl.integrations.base import BasePlugin
+
+from axolotl_aot.args import AOTArgs
+
+PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
+
+MODES: dict[str, tuple[str, str, str]] = {
+    # rl value: (aot_mode, rl axolotl validates, trainer class)
+    "aot": ("paired", "dpo", "axolotl_aot.trainers.AOTPairedTrainer"),
+    "aot_unpaired": ("unpaired", "kto", "axolotl_aot.trainers.AOTUnpairedTrainer"),
+}
+
+
+class AOTPlugin(BasePlugin):
+    """Adds ``rl: aot`` (paired) and ``rl: aot_unpaired`` (unpaired) to axolotl."""
+
+    def get_input_args(self) -> str:
+        return "axolotl_aot.args.AOTArgs"
+
+    def register(self, cfg: dict[str, Any]) -> None:
+        """Rewrite ``rl: aot*`` before axolotl validates it; a no-op on a rewritten config."""
+        rl = cfg.get("rl")
+        if rl not in MODES:
+            return
+        mode, base_rl, trainer_cls = MODES[rl]
+        if cfg.get("trainer_cls") not in (None, trainer_cls):
+            raise ValueError(
+                f"trainer_cls: {cfg['trainer_cls']!r} conflicts with rl: {rl}, which uses {trainer_cls}; "
+                "remove trainer_cls"
+            )
+        cfg["aot_mode"] = mode
+        cfg["rl"] = base_rl
+        cfg["trainer_cls"] = trainer_cls
+        if cfg.get("rl_beta") is None and not (cfg.get("trl") or {}).get("beta"):
+            cfg["rl_beta"] = PAPER_BETA
+
+    def get_training_args(self, cfg: Any) -> dict[str, Any] | None:
+        if cfg.aot_mode == "unpaired":
+            # TRL's KTO trainer skips its KL forward pass for this loss type; AOT needs no KL term.
+            return {"loss_type": "apo_zero_unpaired"}
+        return None
+
+    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
+        """Hand the validated ``aot_*`` settings to the AOT trainer."""
+        if cfg.aot_mode:
+            trainer.aot = AOTArgs.model_validate({k: v for k, v in dict(cfg).items() if k.startswith("aot_")})
