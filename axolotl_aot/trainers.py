@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from axolotl.core.trainers.dpo.trainer import AxolotlDPOTrainer
@@ -81,7 +81,7 @@ class AOTLossMixin:
 class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
     """``rl: aot``: the policy's chosen-vs-rejected log-ratios must dominate the reference's."""
 
-    tag_names = ["axolotl", "aot"]
+    tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
 
     def _compute_loss(
         self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False
@@ -107,7 +107,7 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
 class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
     """``rl: aot_unpaired``: positive rewards must dominate negative rewards; no KL pass, n != m exact."""
 
-    tag_names = ["axolotl", "aot"]
+    tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

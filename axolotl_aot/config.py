@@ -1,0 +1,46 @@
+"""Validate an axolotl YAML the way ``axolotl.cli.train`` does, without loading a model.
+
+``axolotl.cli.config.load_cfg`` reads the YAML, registers the plugins (which is where
+``rl: aot`` is rewritten), validates against axolotl's schema merged with the plugins'
+models, and then normalises the config, which loads the model's config from its path
+or the hub. This stops before that last step, so a GPU config checks on any machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from axolotl.cli.config import prepare_plugins
+from axolotl.utils.config import validate_config
+from axolotl.utils.dict import DictDefault
+
+# What a recent NVIDIA GPU reports to axolotl, for validating GPU configs on a CPU machine.
+GPU_CAPABILITIES: dict[str, Any] = {
+    "bf16": True,
+    "fp8": False,
+    "tf32": True,
+    "n_gpu": 1,
+    "compute_capability": "sm_90",
+}
+
+
+def load_and_validate(path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1) -> DictDefault:
+    """The validated config of the YAML at ``path``; pydantic/``ValueError`` errors propagate.
+
+    ``as_gpu`` validates against the capabilities of ``n_gpu`` GPUs instead of this machine's.
+    """
+    with open(path, encoding="utf-8") as file:
+        cfg = DictDefault(yaml.safe_load(file))
+    cfg.axolotl_config_path = str(path)
+    prepare_plugins(cfg)
+    if as_gpu:
+        import torch
+
+        return validate_config(
+            cfg,
+            capabilities={**GPU_CAPABILITIES, "n_gpu": n_gpu},
+            env_capabilities={"torch_version": torch.__version__.split("+", maxsplit=1)[0]},
+        )
+    return validate_config(cfg)

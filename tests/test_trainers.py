@@ -1,0 +1,216 @@
+"""The trainers' loss path: equal to TRL's own AOT where TRL defines it, and exact across ranks."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
+from axolotl.core.training_args import AxolotlKTOConfig
+from axolotl.prompt_strategies.dpo.chatml import prompt_pairs as dpo_prompt_pairs
+from axolotl.prompt_strategies.kto.chatml import prompt_pairs as kto_prompt_pairs
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+
+from axolotl_aot.args import AOTArgs
+from axolotl_aot.losses import aot_paired_loss
+from axolotl_aot.synthetic import DATA_DIR
+from axolotl_aot.tiny_model import build_tiny_model
+from axolotl_aot.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+
+BETA = 0.5
+PAIRS = 8
+
+
+def rows(name: str, count: int) -> list[dict]:
+    lines = (DATA_DIR / f"parity_{name}.jsonl").read_text().splitlines()[:count]
+    return [json.loads(line) for line in lines]
+
+
+def paired_dataset() -> Dataset:
+    fn = dpo_prompt_pairs(cfg=None)  # axolotl's own chatml formatting, as training uses it
+    return Dataset.from_list([fn(row) for row in rows("paired_train", PAIRS)])
+
+
+def unpaired_dataset() -> Dataset:
+    fn = kto_prompt_pairs(cfg=None)
+    return Dataset.from_list([fn(row) for row in rows("unpaired_train", 12)])
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """A policy and a different reference, so that log-ratios are not all zero."""
+    return tiny_model, build_tiny_model(tmp_path_factory.mktemp("ref") / "model", seed=1)
+
+
+def config_kwargs(tmp_path: Path, batch: int) -> dict:
+    return {
+        "output_dir": str(tmp_path),
+        "per_device_train_batch_size": batch,
+        "report_to": [],
+        "use_cpu": True,
+        "beta": BETA,
+        "max_length": 64,
+        "seed": 0,
+    }
+
+
+def load(path: Path) -> torch.nn.Module:
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def paired_trainer(cls, models, tmp_path, **config):
+    policy, reference = models
+    args_cls = AxolotlDPOConfig if cls is AOTPairedTrainer else DPOConfig
+    return cls(
+        load(policy),
+        load(reference),
+        args=args_cls(**config_kwargs(tmp_path, PAIRS), **config),
+        train_dataset=paired_dataset(),
+        processing_class=AutoTokenizer.from_pretrained(policy),
+    )
+
+
+def test_local_scope_equals_trl_aot_on_the_same_batch_and_model(models, tmp_path):
+    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours")
+    ours.aot = AOTArgs(aot_sort_scope="local")
+    trl = paired_trainer(DPOTrainer, models, tmp_path / "trl", loss_type=["aot"])
+    batch = next(iter(trl.get_train_dataloader()))
+    losses, grads = [], []
+    for trainer in (ours, trl):
+        trainer.model.train()
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.model.parameters()]))
+    assert abs(losses[0].item() - torch.log(torch.tensor(2.0)).item()) > 1e-3  # policy != reference
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    for key in ("aot/violation_fraction", "aot/win_rate", "aot/sort_size", "rewards/margins"):
+        assert key in ours._metrics["train"]
+    assert ours._metrics["train"]["aot/sort_size"] == [float(PAIRS)]
+
+
+def test_cost_and_smoothing_settings_reach_the_loss(models, tmp_path):
+    ours = paired_trainer(AOTPairedTrainer, models, tmp_path)
+    batch = next(iter(ours.get_train_dataloader()))
+    ours.aot = AOTArgs(aot_sort_scope="local", aot_cost="least_squares")
+    with torch.no_grad():
+        loss = ours.compute_loss(ours.model, batch)
+        chosen, rejected = ours._completion_logps(ours.model, batch).chunk(2)
+        ref_chosen, ref_rejected = ours.compute_ref_log_probs(ours.ref_model, batch)
+    expected = aot_paired_loss(chosen, rejected, ref_chosen, ref_rejected, beta=BETA, cost="least_squares")
+    torch.testing.assert_close(loss, expected, rtol=0, atol=1e-6)
+
+
+# ---- multi-rank: the trainers' loss path in spawned gloo processes ----
+
+
+def loss_path(cls, model: torch.nn.Module, scope: str):
+    """The trainer's ``_compute_loss`` without the Trainer machinery around it."""
+    trainer = cls.__new__(cls)
+    trainer.model, trainer.ref_model, trainer.beta = model, None, BETA
+    trainer.precompute_ref_logps = True
+    trainer.aot = AOTArgs(aot_sort_scope=scope)
+    trainer._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+    return trainer
+
+
+def paired_rows_of(batch: dict, keep: list[int]) -> dict:
+    """Pairs ``keep`` of a DPO batch laid out [chosen..., rejected...]."""
+    n = len(batch["ref_chosen_logps"])
+    both = keep + [n + i for i in keep]
+    return {
+        key: (value[both] if key not in ("ref_chosen_logps", "ref_rejected_logps") else value[keep])
+        for key, value in batch.items()
+    }
+
+
+def rank_worker(rank: int, ranks: int, init: str, folder: str, kind: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=ranks)
+    try:
+        data = torch.load(f"{folder}/batch.pt")
+        model = load(Path(data["model"])).train()
+        cls = AOTPairedTrainer if kind == "paired" else AOTUnpairedTrainer
+        trainer = loss_path(cls, model, "world")
+        loss = trainer._compute_loss(model, data["parts"][rank])
+        loss.backward()
+        grads = {name: p.grad for name, p in model.named_parameters()}
+        metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+        torch.save({"loss": loss.detach(), "grads": grads, "metrics": metrics}, f"{folder}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def single_process(cls, model_path: Path, batch: dict) -> tuple[torch.Tensor, dict, dict]:
+    model = load(model_path).train()
+    trainer = loss_path(cls, model, "local")
+    loss = trainer._compute_loss(model, batch)
+    loss.backward()
+    metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+    return loss.detach(), {name: p.grad for name, p in model.named_parameters()}, metrics
+
+
+def with_reference_logps(trainer, batch: dict, kind: str) -> dict:
+    with torch.no_grad():
+        if kind == "paired":
+            batch["ref_chosen_logps"], batch["ref_rejected_logps"] = trainer.compute_ref_log_probs(
+                trainer.ref_model, batch
+            )
+        else:
+            batch["ref_logps"] = trainer.compute_ref_log_probs(trainer.ref_model, batch)[0]
+    return batch
+
+
+def unpaired_trainer(models, tmp_path) -> AOTUnpairedTrainer:
+    policy, reference = models
+    return AOTUnpairedTrainer(
+        load(policy),
+        load(reference),
+        args=AxolotlKTOConfig(**config_kwargs(tmp_path, 12), loss_type="apo_zero_unpaired"),
+        train_dataset=unpaired_dataset(),
+        processing_class=AutoTokenizer.from_pretrained(policy),
+    )
+
+
+@pytest.mark.parametrize("kind", ["paired", "unpaired"])
+def test_world_scope_across_two_ranks_equals_one_process_on_the_union(models, tmp_path, kind):
+    if kind == "paired":
+        trainer = paired_trainer(AOTPairedTrainer, models, tmp_path / "t")
+        batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), kind)
+        parts = [paired_rows_of(batch, [0, 1, 2]), paired_rows_of(batch, [3, 4, 5, 6, 7])]
+        cls = AOTPairedTrainer
+    else:
+        trainer = unpaired_trainer(models, tmp_path / "t")
+        batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), kind)
+        labels = batch["label"].tolist() if torch.is_tensor(batch["label"]) else list(batch["label"])
+        positives = [i for i, label in enumerate(labels) if label]
+        # Rank 0 holds positives only: one-sided locally, two-sided in the world sort.
+        first = positives[:2]
+        rest = [i for i in range(len(labels)) if i not in first]
+        parts = [
+            {k: (v[first] if torch.is_tensor(v) else [v[i] for i in first]) for k, v in batch.items()},
+            {k: (v[rest] if torch.is_tensor(v) else [v[i] for i in rest]) for k, v in batch.items()},
+        ]
+        cls = AOTUnpairedTrainer
+    torch.save({"model": str(models[0]), "parts": parts}, tmp_path / "batch.pt")
+    mp.spawn(rank_worker, args=(2, str(tmp_path / "init"), str(tmp_path), kind), nprocs=2, join=True)
+    results = [torch.load(tmp_path / f"{rank}.pt") for rank in range(2)]
+
+    expected_loss, expected_grads, expected_metrics = single_process(cls, models[0], batch)
+    for result in results:
+        torch.testing.assert_close(result["loss"], expected_loss, rtol=0, atol=1e-6)
+        for key in ("aot/violation_fraction", "aot/win_rate", "aot/sort_size"):
+            assert result["metrics"][key] == pytest.approx(expected_metrics[key], abs=1e-6)
+    # Data parallelism averages the ranks' gradients: the average must be the union's gradient.
+    for name, grad in expected_grads.items():
+        averaged = (results[0]["grads"][name] + results[1]["grads"][name]) / 2
+        torch.testing.assert_close(averaged, grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert any(g.abs().sum() > 0 for g in expected_grads.values())
