@@ -18,8 +18,8 @@ from torch.utils.data import Sampler
 class LabelMixingSampler(Sampler[int]):
     """Yields dataset indices, ``batch_size`` at a time, each chunk with both labels.
 
-    Each epoch reshuffles both labels and covers every sample of the majority label once;
-    the minority label is cycled (reshuffled each pass) when the mix asks for more of it.
+    Each epoch reshuffles both labels and shows every sample at least once; the label the
+    mix exhausts first is cycled (reshuffled each pass) until the other is covered.
     """
 
     def __init__(
@@ -42,17 +42,19 @@ class LabelMixingSampler(Sampler[int]):
         self.epoch = 0
 
     def _positives_per_batch(self, share: float) -> list[int]:
-        """Positives of each chunk: error diffusion keeps the running share on target, clipped to [1, B-1]."""
-        counts, placed = [], 0
-        # Enough chunks to show every sample of the label that runs out last.
-        batches = max(
-            -(-len(self.positives) // max(1, round(share * self.batch_size))),
-            -(-len(self.negatives) // max(1, round((1 - share) * self.batch_size))),
-        )
-        for b in range(1, batches + 1):
-            count = min(max(round(b * self.batch_size * share) - placed, 1), self.batch_size - 1)
+        """Positives of each chunk until both labels are covered once.
+
+        Error diffusion keeps the running share on target; each chunk is clipped to
+        [1, B-1] positives so that it holds both labels.
+        """
+        counts: list[int] = []
+        positives = negatives = 0
+        while positives < len(self.positives) or negatives < len(self.negatives):
+            target = round((len(counts) + 1) * self.batch_size * share)
+            count = min(max(target - positives, 1), self.batch_size - 1)
             counts.append(count)
-            placed += count
+            positives += count
+            negatives += self.batch_size - count
         return counts
 
     def __len__(self) -> int:

@@ -214,3 +214,20 @@ def test_world_scope_across_two_ranks_equals_one_process_on_the_union(models, tm
         averaged = (results[0]["grads"][name] + results[1]["grads"][name]) / 2
         torch.testing.assert_close(averaged, grad, rtol=1e-4, atol=1e-6, msg=name)
     assert any(g.abs().sum() > 0 for g in expected_grads.values())
+
+
+def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, tmp_path):
+    trainer = unpaired_trainer(models, tmp_path)
+    batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), "unpaired")
+    positives = [i for i, label in enumerate(batch["label"]) if label]
+    only_positives = {
+        k: (v[positives] if torch.is_tensor(v) else [v[i] for i in positives]) for k, v in batch.items()
+    }
+    model = load(models[0]).train()
+    shell = loss_path(AOTUnpairedTrainer, model, "local")
+    loss = shell._compute_loss(model, only_positives)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(torch.isfinite(p.grad).all() and not p.grad.any() for p in model.parameters())
+    assert shell._metrics["train"]["aot/one_sided"] == [1.0]
+    assert "aot/violation_fraction" not in shell._metrics["train"]

@@ -1,0 +1,137 @@
+"""The real entry points: ``python -m axolotl.cli.train`` and ``accelerate launch``, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TINY = {
+    "paired": ROOT / "example_yamls/tiny/aot.yml",
+    "unpaired": ROOT / "example_yamls/tiny/aot_unpaired.yml",
+}
+AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
+LORA = {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_linear": True}
+QLORA = {**LORA, "adapter": "qlora", "load_in_4bit": True}
+
+
+def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
+    cfg = yaml.safe_load(TINY[mode].read_text())
+    cfg.update(
+        base_model=str(model), output_dir=str(tmp_path / "out"), dataset_prepared_path=str(tmp_path / "prep")
+    )
+    for dataset in cfg["datasets"] + cfg.get("test_datasets", []):
+        dataset["path"] = str(ROOT / dataset["path"])
+    cfg.update(changes)
+    cfg.setdefault("save_steps", cfg["max_steps"])
+    path = tmp_path / "cfg.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def train(config: Path, launcher: str = "python") -> subprocess.CompletedProcess:
+    entry = ["-m", "axolotl.cli.train", str(config)]
+    if launcher == "python":
+        command = [sys.executable, *entry]
+    else:
+        command = [str(BIN / "accelerate"), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
+        command += ["--mixed_precision", "no", "--dynamo_backend", "no", *entry]
+    return subprocess.run(
+        command,
+        cwd=config.parent,
+        env=os.environ,  # conftest sets the offline variables
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def log_history(out: Path) -> list[dict]:
+    checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return [entry for entry in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]]
+
+
+def check_run(done: subprocess.CompletedProcess, out: Path, steps: int) -> list[dict]:
+    assert done.returncode == 0, done.stderr[-4000:]
+    logs = [entry for entry in log_history(out) if "loss" in entry]
+    assert len(logs) == steps
+    for entry in logs:
+        assert math.isfinite(entry["loss"])
+        for key in (*AOT_METRICS, "aot/sort_size", "rewards/chosen", "rewards/rejected", "rewards/margins"):
+            assert math.isfinite(entry[key]), key
+    return logs
+
+
+def assert_full_weights_changed(model: Path, out: Path) -> None:
+    before, after = load_file(model / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def assert_adapter_trained(out: Path) -> None:
+    adapter = load_file(out / "adapter_model.safetensors")
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero
+
+
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+def test_python_entry_point_full_fine_tune_learns(tmp_path, tiny_model, mode):
+    steps = 100  # the tiny model finds the parity rule after about 40 (paired) to 70 (unpaired) steps
+    done = train(make_config(tmp_path, mode, tiny_model, max_steps=steps))
+    logs = check_run(done, tmp_path / "out", steps)
+    assert_full_weights_changed(tiny_model, tmp_path / "out")
+    assert all(entry["aot/sort_size"] == 16 for entry in logs)
+    violation = [entry["aot/violation_fraction"] for entry in logs[1:]]  # step 1: policy == reference
+    early, late = sum(violation[:20]) / 20, sum(violation[-20:]) / 20
+    assert late < early - 0.1, (early, late)
+    if mode == "unpaired":
+        assert all(entry["aot/one_sided"] == 0 for entry in logs)
+
+
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+def test_accelerate_launch_with_precomputed_reference(tmp_path, tiny_model, mode):
+    steps = 4
+    config = make_config(tmp_path, mode, tiny_model, max_steps=steps, precompute_ref_log_probs=True)
+    done = train(config, launcher="accelerate")
+    check_run(done, tmp_path / "out", steps)
+    assert_full_weights_changed(tiny_model, tmp_path / "out")
+
+
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+@pytest.mark.parametrize("adapter", ["lora", "qlora"])
+def test_lora_and_qlora(tmp_path, tiny_model, mode, adapter):
+    steps = 4
+    settings = LORA if adapter == "lora" else QLORA
+    done = train(make_config(tmp_path, mode, tiny_model, max_steps=steps, micro_batch_size=8, **settings))
+    check_run(done, tmp_path / "out", steps)
+    assert_adapter_trained(tmp_path / "out")
+    saved = json.loads((tmp_path / "out/config.json").read_text())
+    if adapter == "qlora":  # the base was loaded in 4-bit by bitsandbytes (its CPU backend here)
+        assert saved["quantization_config"]["load_in_4bit"] is True
+        assert saved["quantization_config"]["quant_method"] == "bitsandbytes"
+    else:
+        assert "quantization_config" not in saved
+
+
+def test_unpaired_data_with_one_label_fails_at_startup(tmp_path, tiny_model):
+    positives = tmp_path / "positives.jsonl"
+    rows = [json.loads(line) for line in (ROOT / "axolotl_aot/data/parity_unpaired_train.jsonl").open()]
+    positives.write_text("".join(json.dumps(r) + "\n" for r in rows if r["label"]))
+    config = make_config(tmp_path, "unpaired", tiny_model, max_steps=2)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["datasets"][0]["path"] = str(positives)
+    config.write_text(yaml.safe_dump(cfg))
+    done = train(config)
+    assert done.returncode != 0
+    assert "rl: aot_unpaired needs samples of both labels" in done.stderr + done.stdout
+    assert "with label=True and 0 with label=False" in done.stderr + done.stdout
