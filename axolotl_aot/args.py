@@ -76,6 +76,11 @@ class AOTArgs(BaseModel):
                 raise ValueError(
                     f"{key}: {data[key]!r} cannot be used with rl: {rl}: {reason}. Remove {key}."
                 )
+        if (data.get("context_parallel_size") or 1) > 1:
+            raise ValueError(
+                f"context_parallel_size: {data['context_parallel_size']} cannot be used with rl: {rl}: "
+                "the AOT trainers score whole sequences on each rank. Remove context_parallel_size."
+            )
         beta = data.get("rl_beta")
         if beta is not None and not 0 < beta < float("inf"):
             raise ValueError(

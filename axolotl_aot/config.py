@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from axolotl.cli.config import prepare_plugins
+from axolotl.cli.config import gpu_capabilities, prepare_plugins
 from axolotl.utils.config import validate_config
 from axolotl.utils.dict import DictDefault
 
@@ -32,15 +32,20 @@ def load_and_validate(path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1)
     ``as_gpu`` validates against the capabilities of ``n_gpu`` GPUs instead of this machine's.
     """
     with open(path, encoding="utf-8") as file:
-        cfg = DictDefault(yaml.safe_load(file))
+        return validate_raw(yaml.safe_load(file), path, as_gpu=as_gpu, n_gpu=n_gpu)
+
+
+def validate_raw(
+    raw: dict[str, Any], path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1
+) -> DictDefault:
+    """Register the plugins on the parsed YAML ``raw`` (read from ``path``) and validate it.
+
+    Against this machine's capabilities, as ``axolotl.cli.train`` would here, unless ``as_gpu``.
+    """
+    cfg = DictDefault(raw)
     cfg.axolotl_config_path = str(path)
     prepare_plugins(cfg)
+    capabilities, env_capabilities = gpu_capabilities()
     if as_gpu:
-        import torch
-
-        return validate_config(
-            cfg,
-            capabilities={**GPU_CAPABILITIES, "n_gpu": n_gpu},
-            env_capabilities={"torch_version": torch.__version__.split("+", maxsplit=1)[0]},
-        )
-    return validate_config(cfg)
+        capabilities = {**GPU_CAPABILITIES, "n_gpu": n_gpu}
+    return validate_config(cfg, capabilities=capabilities, env_capabilities=env_capabilities)

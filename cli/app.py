@@ -1,17 +1,34 @@
-"""The ``aot-cli`` Typer application: parses, calls ``axolotl_aot``, prints."""
+"""The ``aot-cli`` Typer application: each command parses, calls ``axolotl_aot``, prints."""
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
 
 import typer
+from axolotl_aot_cli.convert import convert_dataset
+from axolotl_aot_cli.validate import validate
+
+# No telemetry from this tool, and axolotl's INFO logs (which it writes to stdout) would
+# corrupt --json output: only errors unless the user asks for more.
+for _name, _value in {
+    "AXOLOTL_DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled",
+    "AXOLOTL_LOG_LEVEL": "ERROR",
+    "LOG_LEVEL": "ERROR",
+}.items():
+    os.environ.setdefault(_name, _value)
 
 app = typer.Typer(
     name="aot-cli",
-    help="Alignment via Optimal Transport for Axolotl.",
+    help="Alignment via Optimal Transport for Axolotl: validate configs, convert data, report checkpoints.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
+app.command()(validate)
+app.command("convert-dataset")(convert_dataset)
 
 
 def _print_version(value: bool) -> None:

@@ -106,6 +106,7 @@ def test_incompatible_options_are_rejected_with_the_reason(tmp_path, key):
             "aot_label_smoothing: 0.1 applies to aot_cost: logistic only, not 'squared_hinge'",
         ),
         ("unpaired", {"micro_batch_size": 1}, "micro_batch_size: 1 is too small for rl: aot_unpaired"),
+        ("paired", {"context_parallel_size": 2}, "context_parallel_size: 2 cannot be used with rl: aot"),
     ],
 )
 def test_bad_combinations_fail_at_config_time(tmp_path, mode, changes, message):

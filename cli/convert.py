@@ -1,0 +1,117 @@
+"""``aot-cli convert-dataset``: paired preference data to unpaired (prompt, completion, label) rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+LAYOUT_HELP = "Input layout: auto (per row), prompt, chat, hh."
+
+
+def convert_dataset(
+    src: Annotated[
+        str,
+        typer.Argument(help="Paired data: .jsonl/.json/.parquet/.csv, a save_to_disk folder, or a hub name."),
+    ],
+    dst: Annotated[Path, typer.Argument(help="Output file; .jsonl or .parquet decides the format.")],
+    layout: Annotated[str, typer.Option("--format", help=LAYOUT_HELP)] = "auto",
+    split: Annotated[str | None, typer.Option(help="Split of a folder or hub dataset with several.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Shuffle the output rows with this seed.")] = None,
+    dedupe: Annotated[
+        bool, typer.Option("--dedupe", help="Keep one of identical (prompt, completion, label) rows.")
+    ] = False,
+    balance: Annotated[
+        bool, typer.Option("--balance", help="Drop random rows of the larger label until counts match.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Read at most this many input rows.")] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Write the dropped rows, with reasons, to this .jsonl file.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail, writing nothing, if any row would be dropped.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace DST (and the rejects file) if it exists.")
+    ] = False,
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Turn each preference pair into one positive and one negative row: prompt, completion, label, pair_id.
+
+    Chat inputs keep message lists. Every input row is written or counted as dropped with its
+    reason; the summary shows that rows in = pairs converted + rows dropped. The output appears
+    only when the conversion finished (written to a temporary file, then renamed).
+
+    Example: aot-cli convert-dataset paired.jsonl unpaired.jsonl --rejects dropped.jsonl
+    """
+    from axolotl_aot.convert import LAYOUTS
+    from axolotl_aot.convert import convert_dataset as convert
+
+    if layout not in LAYOUTS:
+        raise typer.BadParameter(f"must be one of {', '.join(LAYOUTS)}", param_hint="--format")
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=json_output,
+    ) as progress:
+        task = progress.add_task("reading rows", total=None)
+
+        def on_row(count: int) -> None:
+            if count % 10_000 == 0:
+                progress.update(task, description=f"converted {count:,} rows")
+
+        stats = guarded(
+            debug,
+            convert,
+            src,
+            dst,
+            layout=layout,
+            split=split,
+            seed=seed,
+            dedupe=dedupe,
+            balance=balance,
+            limit=limit,
+            rejects=rejects,
+            strict=strict,
+            overwrite=overwrite,
+            on_row=on_row,
+        )
+    if json_output:
+        print_json({"src": src, "dst": str(dst), **stats.as_dict()})
+    else:
+        _print_summary(src, dst, stats, rejects)
+
+
+def _print_summary(src: str, dst: Path, stats, rejects: Path | None) -> None:
+    console.print(f"{src} -> {dst}", highlight=False)
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    table.add_row("input rows read", f"{stats.rows_read:,}")
+    table.add_row("  pairs converted", f"{stats.pairs_converted:,}")
+    for reason, count in stats.dropped.most_common():
+        table.add_row(f"  dropped: {reason}", f"{count:,}", style="yellow")
+    table.add_row("output rows (2 per pair)", f"{2 * stats.pairs_converted:,}")
+    if stats.duplicates_removed:
+        table.add_row("  removed by --dedupe", f"{stats.duplicates_removed:,}")
+    if stats.balanced_away:
+        table.add_row("  removed by --balance", f"{stats.balanced_away:,}")
+    table.add_row("rows written", f"{stats.rows_written:,}", style="bold")
+    table.add_row("  label=True", f"{stats.positives_written:,}")
+    table.add_row("  label=False", f"{stats.negatives_written:,}")
+    console.print(table)
+    layouts = ", ".join(f"{name} {count:,}" for name, count in stats.layouts.most_common())
+    if layouts:
+        console.print(f"layouts: {layouts}", highlight=False)
+    if stats.limit_reached:
+        console.print("stopped at --limit: later rows were not read", style="yellow")
+    if rejects is not None and stats.rows_dropped:
+        console.print(f"dropped rows with their reasons: {rejects}", highlight=False)

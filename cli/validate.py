@@ -1,0 +1,65 @@
+"""``aot-cli validate``: check AOT configs with axolotl's own pipeline, without loading a model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json
+from rich.table import Table
+
+STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def validate(
+    configs: Annotated[list[Path], typer.Argument(metavar="CONFIG...", help="axolotl YAML files.")],
+    num_gpus: Annotated[
+        int | None, typer.Option("--num-gpus", min=1, help="GPUs the run will use (sizes the world sort).")
+    ] = None,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="Validate as on a GPU machine, not against this one.")
+    ] = False,
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Check axolotl YAMLs for AOT training, exactly as axolotl.cli.train would, without loading a model.
+
+    Reports YAML syntax errors (line and column), axolotl schema errors, AOT mistakes and
+    local dataset files that are missing or lack the columns the mode needs. Exit code 1 if
+    any error was found.
+
+    Example: aot-cli validate example_yamls/aot.yml --gpu --num-gpus 8
+    """
+    from axolotl_aot.validate import validate_file
+
+    reports = [guarded(debug, validate_file, path, n_gpu=num_gpus, as_gpu=gpu) for path in configs]
+    if json_output:
+        print_json(
+            [
+                {"config": str(r.path), "ok": r.ok, "problems": [asdict(p) for p in r.problems]}
+                for r in reports
+            ]
+        )
+    else:
+        for report in reports:
+            _print_report(report)
+    raise typer.Exit(0 if all(report.ok for report in reports) else 1)
+
+
+def _print_report(report) -> None:
+    errors = sum(p.severity == "error" for p in report.problems)
+    verdict = "[bold green]OK[/]" if report.ok else f"[bold red]{errors} error(s)[/]"
+    console.print(f"{report.path}: {verdict}", highlight=False)
+    if not report.problems:
+        return
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("severity")
+    table.add_column("key")
+    table.add_column("problem", overflow="fold")
+    for problem in report.problems:
+        table.add_row(
+            f"[{STYLE[problem.severity]}]{problem.severity}[/]", problem.key or "-", problem.message
+        )
+    console.print(table)

@@ -1,0 +1,141 @@
+"""aot-cli validate: each mistake reported with its key path and exit code, through Typer and the executable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from axolotl_aot_cli.app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def tiny(tmp_path: Path, mode: str = "aot", **changes) -> Path:
+    cfg = yaml.safe_load((ROOT / f"example_yamls/tiny/{mode}.yml").read_text())
+    for section in ("datasets", "test_datasets"):
+        for dataset in cfg.get(section, []):
+            dataset["path"] = str(ROOT / dataset["path"])
+    for key, value in changes.items():
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+    path = tmp_path / "cfg.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def problems(path: Path, *extra: str) -> tuple[int, list[dict]]:
+    result = runner.invoke(app, ["validate", str(path), "--json", *extra])
+    return result.exit_code, json.loads(result.stdout)[0]["problems"]
+
+
+@pytest.mark.parametrize("mode", ["aot", "aot_unpaired"])
+def test_tiny_configs_pass_with_no_problem(tmp_path, mode):
+    assert problems(tiny(tmp_path, mode)) == (0, [])
+
+
+def test_gpu_examples_pass_and_hub_data_is_reported_unchecked():
+    result = runner.invoke(
+        app, ["validate", *map(str, sorted((ROOT / "example_yamls").glob("aot*.yml"))), "--gpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": OK") == 3
+    assert "a hub dataset, not checked (offline)" in " ".join(result.output.split())
+
+
+def test_yaml_syntax_error_has_line_and_column(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text("rl: aot\nplugins: [axolotl_aot.AOTPlugin]\nbase_model: x\n  oops: [\n")
+    code, found = problems(path)
+    assert code == 1
+    assert found == [{"severity": "error", "key": "", "message": found[0]["message"]}]
+    assert found[0]["message"].startswith("YAML syntax error at line 4, column 7")
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "text"),
+    [
+        ({"plugins": None}, "plugins", "add `plugins: [axolotl_aot.AOTPlugin]`"),
+        ({"aot_cost": "hinge"}, "aot_cost", "Input should be 'logistic', 'squared_hinge' or 'least_squares'"),
+        ({"sample_packing": True}, "", "sample_packing: True cannot be used with rl: aot"),
+        (
+            {
+                "datasets": [
+                    {"path": "axolotl_aot/data/parity_unpaired_train.jsonl", "type": "chatml.argilla"}
+                ]
+            },
+            "datasets[0].type",
+            "'chatml.argilla' is an unpaired (KTO) dataset type; rl: aot needs a DPO type",
+        ),
+        (
+            {"datasets": [{"path": "nowhere/train.jsonl", "type": "chatml.prompt_pairs"}]},
+            "datasets[0].path",
+            "nowhere/train.jsonl: no such file or folder",
+        ),
+    ],
+)
+def test_errors_name_the_key(tmp_path, changes, key, text):
+    code, found = problems(tiny(tmp_path, **changes))
+    assert code == 1
+    assert any(p["severity"] == "error" and p["key"] == key and text in p["message"] for p in found), found
+
+
+def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
+    paired_type = [
+        {"path": str(ROOT / "axolotl_aot/data/parity_paired_train.jsonl"), "type": "chat_template.default"}
+    ]
+    code, found = problems(tiny(tmp_path, "aot_unpaired", datasets=paired_type))
+    assert code == 1
+    assert "'chat_template.default' is a paired (DPO) dataset type; rl: aot_unpaired needs a KTO type" in str(
+        found
+    )
+    paired_file = [
+        {"path": str(ROOT / "axolotl_aot/data/parity_paired_train.jsonl"), "type": "chatml.prompt_pairs"}
+    ]
+    code, found = problems(tiny(tmp_path, "aot_unpaired", datasets=paired_file))
+    assert code == 1
+    message = next(p["message"] for p in found if p["key"] == "datasets[0].type")
+    assert "row 1 has no column 'completion' that type 'chatml.prompt_pairs' reads" in message
+    assert "its columns are prompt, chosen, rejected" in message
+
+
+def test_warnings_do_not_fail(tmp_path):
+    code, found = problems(tiny(tmp_path, rl_beta=5.0, micro_batch_size=4), "--num-gpus", "2")
+    assert code == 0
+    assert {p["key"] for p in found if p["severity"] == "warning"} == {"rl_beta", "micro_batch_size"}
+    sort = next(p["message"] for p in found if p["key"] == "micro_batch_size")
+    assert "each sort sees 8 pairs (micro_batch_size 4 x 2 rank(s), aot_sort_scope: world)" in sort
+    code, found = problems(tiny(tmp_path, micro_batch_size=4, aot_sort_scope="local"), "--num-gpus", "4")
+    assert "or set aot_sort_scope: world to sort all 4 GPUs together" in str(found)
+
+
+def test_not_an_aot_config_and_missing_file(tmp_path):
+    code, found = problems(tiny(tmp_path, rl="dpo"))
+    assert code == 1 and found[0]["key"] == "rl"
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yml")])
+    assert result.exit_code == 1 and "cannot read the file" in result.output
+
+
+def test_help_and_usage_errors():
+    result = runner.invoke(app, ["validate", "--help"])
+    assert result.exit_code == 0 and "Example: aot-cli validate" in result.output
+    assert runner.invoke(app, ["validate"]).exit_code == 2
+    assert runner.invoke(app, ["validate", "x.yml", "--num-gpus", "0"]).exit_code == 2
+
+
+def test_installed_executable(tmp_path):
+    done = subprocess.run(
+        [Path(sys.executable).parent / "aot-cli", "validate", tiny(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["ok"] is True

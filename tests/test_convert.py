@@ -1,0 +1,248 @@
+"""convert-dataset: exact accounting, every input layout and format, atomic output, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from datasets import Dataset, DatasetDict
+from typer.testing import CliRunner
+
+from axolotl_aot.convert import convert_dataset
+from axolotl_aot_cli.app import app
+
+USER = {"role": "user", "content": "hi"}
+HH_PROMPT = "\n\nHuman: a\n\nAssistant: b\n\nHuman: what color is the sky?\n\nAssistant:"
+
+GOOD = [
+    {"prompt": "p1", "chosen": "a", "rejected": "b"},
+    {"system": "be brief", "question": "q2", "chosen": "yes", "rejected": "no"},
+    {
+        "prompt": "hi",
+        "chosen": [USER, {"role": "assistant", "content": "A"}],
+        "rejected": [USER, {"role": "assistant", "content": "B"}],
+    },
+    {
+        "prompt": [USER],
+        "chosen": [{"role": "assistant", "content": "A"}],
+        "rejected": [{"role": "assistant", "content": "C"}],
+    },
+    {"chosen": "\n\nHuman: hi\n\nAssistant: hello there", "rejected": "\n\nHuman: hi\n\nAssistant: go away"},
+    {"chosen": HH_PROMPT + " The sky is blue", "rejected": HH_PROMPT + " The sky is green"},
+]
+BAD = [
+    ({"prompt": "p", "chosen": "a"}, "missing field: rejected"),
+    ({"prompt": "p", "chosen": "  ", "rejected": "b"}, "empty completion"),
+    ({"prompt": "p", "chosen": "a", "rejected": "a"}, "chosen identical to rejected"),
+    ({"prompt": "p", "chosen": 3, "rejected": "b"}, "wrong type: chosen is int, rejected is str"),
+    ('{"prompt": "p", "chosen": ', "undecodable line"),
+    (
+        {
+            "chosen": [USER, {"role": "assistant", "content": ""}],
+            "rejected": [USER, {"role": "assistant", "content": "x"}],
+        },
+        "empty completion",
+    ),
+    (
+        {"chosen": "x", "rejected": "y"},
+        "missing field: prompt (no prompt or question column, and not a Human/Assistant transcript)",
+    ),
+    ("[1, 2]", "wrong type: row is list, not an object"),
+    ({"prompt": "", "chosen": "a", "rejected": "b"}, "empty prompt"),
+]
+
+
+def write_mixed(path: Path) -> Path:
+    """Good and bad rows of every layout, interleaved."""
+    lines = []
+    for i in range(max(len(GOOD), len(BAD))):
+        for rows in (GOOD, [row for row, _ in BAD]):
+            if i < len(rows):
+                lines.append(rows[i] if isinstance(rows[i], str) else json.dumps(rows[i]))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_accounting_is_exact_on_a_file_mixing_every_layout(tmp_path):
+    src = write_mixed(tmp_path / "mixed.jsonl")
+    stats = convert_dataset(src, tmp_path / "out.jsonl", rejects=tmp_path / "rejects.jsonl")
+    assert stats.rows_read == len(GOOD) + len(BAD) == stats.pairs_converted + stats.rows_dropped
+    assert stats.pairs_converted == len(GOOD)
+    assert stats.dropped == Counter(reason for _, reason in BAD)
+    assert stats.layouts == Counter({"prompt": 2, "chat": 2, "hh": 2})
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert len(rows) == stats.rows_written == 2 * len(GOOD)
+    assert (stats.positives_written, stats.negatives_written) == (len(GOOD), len(GOOD))
+    by_pair = {}
+    for row in rows:
+        by_pair.setdefault(row["pair_id"], {})[row["label"]] = row
+    assert len(by_pair) == len(GOOD)
+    pairs = [by_pair[k] for k in sorted(by_pair)]
+    assert pairs[0][True] == {"prompt": "p1", "completion": "a", "label": True, "pair_id": 0}
+    assert pairs[1][False] == {
+        "prompt": "q2",
+        "completion": "no",
+        "label": False,
+        "pair_id": 2,
+        "system": "be brief",
+    }
+    assert pairs[2][True]["prompt"] == [USER] and pairs[2][True]["completion"] == [
+        {"role": "assistant", "content": "A"}
+    ]
+    assert pairs[3][False]["prompt"] == [USER] and pairs[3][False]["completion"][0]["content"] == "C"
+    assert (
+        pairs[4][True]["prompt"] == "\n\nHuman: hi\n\nAssistant:"
+        and pairs[4][False]["completion"] == "go away"
+    )
+    assert pairs[5][True]["prompt"] == HH_PROMPT and pairs[5][True]["completion"] == "The sky is blue"
+    rejects = read_jsonl(tmp_path / "rejects.jsonl")
+    assert Counter(r["reason"].split(":")[0] for r in rejects) == Counter(r.split(":")[0] for _, r in BAD)
+    undecodable = next(r for r in rejects if r["reason"].startswith("undecodable"))
+    assert undecodable["data"] == '{"prompt": "p", "chosen": ' and undecodable["row"] == 9
+
+
+@pytest.mark.parametrize("kind", ["json", "parquet", "csv", "disk", "disk-split"])
+def test_every_input_format_gives_the_same_rows(tmp_path, kind):
+    rows = [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(5)]
+    if kind == "json":
+        src = tmp_path / "in.json"
+        src.write_text(json.dumps(rows))
+    elif kind == "parquet":
+        src = tmp_path / "in.parquet"
+        pd.DataFrame(rows).to_parquet(src)
+    elif kind == "csv":
+        src = tmp_path / "in.csv"
+        pd.DataFrame(rows).to_csv(src, index=False)
+    else:
+        src = tmp_path / "in"
+        data = Dataset.from_list(rows)
+        (
+            DatasetDict({"train": data, "test": data.select([0])}) if kind == "disk-split" else data
+        ).save_to_disk(src)
+    stats = convert_dataset(src, tmp_path / "out.parquet", split="train" if kind == "disk-split" else None)
+    assert stats.pairs_converted == 5 and stats.rows_dropped == 0
+    out = pd.read_parquet(tmp_path / "out.parquet").to_dict("records")
+    assert out[:2] == [
+        {"prompt": "p0", "completion": "c0", "label": True, "pair_id": 0},
+        {"prompt": "p0", "completion": "r0", "label": False, "pair_id": 0},
+    ]
+    assert len(out) == 10
+
+
+def test_a_folder_with_several_splits_needs_split(tmp_path):
+    data = Dataset.from_list([{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    DatasetDict({"train": data, "test": data}).save_to_disk(tmp_path / "in")
+    with pytest.raises(ValueError, match="has splits train, test; choose one with --split"):
+        convert_dataset(tmp_path / "in", tmp_path / "out.jsonl")
+    with pytest.raises(ValueError, match="no split 'dev'; it has train, test"):
+        convert_dataset(tmp_path / "in", tmp_path / "out.jsonl", split="dev")
+
+
+def test_dedupe_balance_seed_and_limit(tmp_path):
+    shared = [{"prompt": "p", "chosen": "best", "rejected": f"bad{i}"} for i in range(4)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in [*shared, *shared[:1]]))
+    deduped = convert_dataset(src, tmp_path / "d.jsonl", dedupe=True)
+    # 5 pairs -> 10 rows; "best" appears 5 times (4 duplicates), the 5th pair repeats bad0 once.
+    assert (deduped.duplicates_removed, deduped.positives_written, deduped.negatives_written) == (5, 1, 4)
+    balanced = convert_dataset(src, tmp_path / "b.jsonl", dedupe=True, balance=True, seed=1)
+    assert (balanced.positives_written, balanced.negatives_written, balanced.balanced_away) == (1, 1, 3)
+    assert Counter(r["label"] for r in read_jsonl(tmp_path / "b.jsonl")) == Counter({True: 1, False: 1})
+    plain = read_jsonl(tmp_path / "d.jsonl")
+    convert_dataset(src, tmp_path / "s1.jsonl", dedupe=True, seed=7)
+    convert_dataset(src, tmp_path / "s2.jsonl", dedupe=True, seed=7)
+    shuffled = read_jsonl(tmp_path / "s1.jsonl")
+    assert shuffled == read_jsonl(tmp_path / "s2.jsonl") and shuffled != plain
+    assert sorted(map(json.dumps, shuffled)) == sorted(map(json.dumps, plain))
+    limited = convert_dataset(src, tmp_path / "l.jsonl", limit=2)
+    assert (limited.rows_read, limited.rows_written, limited.limit_reached) == (2, 4, True)
+
+
+def test_strict_and_overwrite_protect_existing_data(tmp_path):
+    src = write_mixed(tmp_path / "mixed.jsonl")
+    dst = tmp_path / "out.jsonl"
+    with pytest.raises(ValueError, match=r"--strict: 9 of 15 rows would be dropped \(2 empty completion"):
+        convert_dataset(src, dst, strict=True)
+    assert not dst.exists()
+    dst.write_text("precious\n")
+    with pytest.raises(FileExistsError, match="out.jsonl exists; pass --overwrite to replace it"):
+        convert_dataset(src, dst)
+    assert dst.read_text() == "precious\n"
+    convert_dataset(src, dst, overwrite=True)
+    assert len(read_jsonl(dst)) == 12
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".aot-convert-")] == []
+
+
+def test_an_interrupted_run_leaves_no_partial_output(tmp_path):
+    src = write_mixed(tmp_path / "mixed.jsonl")
+
+    def interrupt(count: int) -> None:
+        if count == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        convert_dataset(src, tmp_path / "out.jsonl", on_row=interrupt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.jsonl"]
+
+
+def test_forced_format_drops_rows_of_other_layouts(tmp_path):
+    stats = convert_dataset(write_mixed(tmp_path / "mixed.jsonl"), tmp_path / "out.jsonl", layout="chat")
+    assert stats.pairs_converted == 2
+    # The layout is recognised before the content is checked: 2 good and 3 bad prompt rows.
+    assert stats.dropped["wrong type: a prompt row, but --format chat"] == 5
+    assert stats.dropped["wrong type: a hh row, but --format chat"] == 3
+
+
+runner = CliRunner()
+
+
+def test_cli_happy_path_and_json(tmp_path):
+    src = write_mixed(tmp_path / "mixed.jsonl")
+    result = runner.invoke(app, ["convert-dataset", str(src), str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    for text in ("input rows read", "15", "dropped: undecodable line", "rows written", "12"):
+        assert text in result.output
+    result = runner.invoke(app, ["convert-dataset", str(src), str(tmp_path / "o2.jsonl"), "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["rows_read"] == data["pairs_converted"] + data["rows_dropped"] == 15
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["missing.jsonl", "out.jsonl"], 1, "missing.jsonl: no such file or folder"),
+        (["mixed.jsonl", "out.txt"], 1, "the output format follows its extension: use .jsonl or .parquet"),
+        (["mixed.jsonl", "out.jsonl", "--format", "xml"], 2, "must be one of auto, prompt, chat, hh"),
+        (["mixed.jsonl", "out.jsonl", "--strict"], 1, "--strict: 9 of 15 rows would be dropped"),
+        (["mixed.jsonl", "mixed.jsonl"], 1, "mixed.jsonl exists; pass --overwrite to replace it"),
+        (["mixed.jsonl", "out.jsonl", "--limit", "0"], 2, "--limit"),
+    ],
+)
+def test_cli_bad_input_exit_codes(tmp_path, monkeypatch, args, code, message):
+    write_mixed(tmp_path / "mixed.jsonl")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["convert-dataset", *args])
+    assert result.exit_code == code, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_installed_executable(tmp_path):
+    src = write_mixed(tmp_path / "mixed.jsonl")
+    done = subprocess.run(
+        [Path(sys.executable).parent / "aot-cli", "convert-dataset", src, tmp_path / "out.jsonl", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows_written"] == 12
