@@ -6,6 +6,7 @@ import os
 from importlib.metadata import version
 
 import typer
+
 from axolotl_aot_cli.convert import convert_dataset
 from axolotl_aot_cli.validate import validate
 

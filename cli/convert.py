@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
 
 LAYOUT_HELP = "Input layout: auto (per row), prompt, chat, hh."
 

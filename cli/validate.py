@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json
 from rich.table import Table
+
+from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 

@@ -1,4 +1,4 @@
-"""aot-cli validate: each mistake reported with its key path and exit code, through Typer and the executable."""
+"""aot-cli validate: each mistake reported with its key path and exit code (Typer and the executable)."""
 
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def test_strict_and_overwrite_protect_existing_data(tmp_path):
         convert_dataset(src, dst, strict=True)
     assert not dst.exists()
     dst.write_text("precious\n")
-    with pytest.raises(FileExistsError, match="out.jsonl exists; pass --overwrite to replace it"):
+    with pytest.raises(FileExistsError, match=r"out\.jsonl exists; pass --overwrite to replace it"):
         convert_dataset(src, dst)
     assert dst.read_text() == "precious\n"
     convert_dataset(src, dst, overwrite=True)
