@@ -8,6 +8,7 @@ from importlib.metadata import version
 import typer
 
 from axolotl_aot_cli.convert import convert_dataset
+from axolotl_aot_cli.report import report
 from axolotl_aot_cli.validate import validate
 
 # No telemetry from this tool, and axolotl's INFO logs (which it writes to stdout) would
@@ -17,6 +18,7 @@ for _name, _value in {
     "WANDB_MODE": "disabled",
     "AXOLOTL_LOG_LEVEL": "ERROR",
     "LOG_LEVEL": "ERROR",
+    "AXOLOTL_TEE_STDOUT": "0",
 }.items():
     os.environ.setdefault(_name, _value)
 
@@ -30,6 +32,7 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.command("convert-dataset")(convert_dataset)
+app.command()(report)
 
 
 def _print_version(value: bool) -> None:

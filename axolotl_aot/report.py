@@ -1,0 +1,396 @@
+"""Score checkpoints on an evaluation set: ``aot-cli report``.
+
+For each checkpoint (a full model folder or a PEFT adapter folder) the evaluation rows get
+the reward r = log pi_ckpt(y|x) - log pi_ref(y|x) (summed completion log-probs), and the
+report says how far the positive rewards are from dominating the negative ones
+(``dominance``). Rows are formatted by axolotl's own dataset types from the training
+config and tokenized, collated and scored by the AOT trainer class itself, so the numbers
+are the ones training computes. For adapters the reference is the adapter-disabled base
+(one model in memory); otherwise ``ref`` or the config's ``base_model``.
+
+A reference scores every reward as exactly 0, so as a baseline the report also gives the
+dominance of the log-probs of positives over negatives under the checkpoint and under
+the reference: about 0.5 violation for a model that has learned nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from axolotl_aot.dominance import DominanceStats, dominance_stats
+from axolotl_aot.losses import COSTS, aot_paired_loss, aot_unpaired_loss
+
+DATA_SUFFIX_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class Scores:
+    """Per-sample rewards and log-probs of the evaluation set; pairs aligned by index when paired."""
+
+    paired: bool
+    reward_pos: np.ndarray
+    reward_neg: np.ndarray
+    logp_pos: np.ndarray
+    logp_neg: np.ndarray
+    ref_logp_pos: np.ndarray
+    ref_logp_neg: np.ndarray
+
+
+@dataclass
+class CheckpointReport:
+    checkpoint: str
+    step: int | None
+    paired: bool
+    n_pos: int
+    n_neg: int
+    rewards: DominanceStats
+    aot_loss: dict[str, float]
+    logp_violation: float
+    ref_logp_violation: float
+    pair_accuracy: float | None = None
+    mean_margin: float | None = None
+    verdict: str = ""
+    plot: str | None = None
+    scores: Scores | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("scores")
+        return data
+
+
+def resolve_checkpoints(patterns: list[str]) -> list[Path]:
+    """Expand globs; each match must be a model or adapter folder. Ordered by training step."""
+    found: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        if not matches:
+            raise ValueError(f"{pattern}: no checkpoint matches")
+        for match in map(Path, matches):
+            if not match.is_dir():
+                raise ValueError(f"{match}: not a checkpoint folder (no such folder)")
+            if not (match / "config.json").exists() and not (match / "adapter_config.json").exists():
+                raise ValueError(
+                    f"{match} is not a checkpoint: it has neither config.json nor adapter_config.json"
+                )
+            found.append(match)
+    return sorted(dict.fromkeys(found), key=lambda p: (checkpoint_step(p) is None, checkpoint_step(p) or 0))
+
+
+def checkpoint_step(path: Path) -> int | None:
+    match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+    return int(match.group(1)) if match else None
+
+
+def load_report_config(config: str | Path, data: str | Path | None) -> Any:
+    """The training config, validated and normalised as axolotl does, with ``data`` as the test set."""
+    import yaml
+    from axolotl.utils.config import normalize_cfg_datasets, normalize_config
+    from axolotl.utils.dict import DictDefault
+
+    from axolotl_aot.config import validate_raw
+
+    with open(config, encoding="utf-8") as file:
+        raw = yaml.safe_load(file)
+    if data is not None:
+        raw["test_datasets"] = [_data_entry(Path(data), raw)]
+        raw.pop("val_set_size", None)
+    cfg = validate_raw(raw, config)
+    if cfg.aot_mode is None:
+        raise ValueError(
+            f"{config} is not an AOT config: set rl: aot or rl: aot_unpaired with the AOT plugin"
+        )
+    normalize_config(cfg)
+    normalize_cfg_datasets(cfg)
+    if data is not None:
+        cfg.test_datasets = [DictDefault(entry) for entry in cfg.test_datasets]
+    return cfg
+
+
+def _data_entry(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """A test-dataset entry for ``path`` formatted with the type of the config's first dataset."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such evaluation file or folder")
+    entry: dict[str, Any] = {"path": str(path.resolve()), "split": "train"}
+    if path.is_file():
+        if path.suffix not in DATA_SUFFIX_TYPES:
+            raise ValueError(f"{path}: unsupported file type; use {', '.join(DATA_SUFFIX_TYPES)}")
+        entry["ds_type"] = DATA_SUFFIX_TYPES[path.suffix]
+    datasets = raw.get("datasets") or [{}]
+    if datasets[0].get("type") is not None:
+        entry["type"] = datasets[0]["type"]
+    return entry
+
+
+def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
+    """The evaluation rows after axolotl's dataset type, as training formats them."""
+    from axolotl.utils.data.rl import _load_split, prepare_preference_datasets
+
+    try:
+        if cfg.test_datasets:
+            dataset = _load_split(cfg, split="test")
+        elif cfg.val_set_size:
+            from axolotl.loaders import load_tokenizer
+
+            dataset = prepare_preference_datasets(cfg, load_tokenizer(cfg))[1]
+        else:
+            raise ValueError(
+                "no evaluation set: pass --data FILE, or set test_datasets or val_set_size in the config"
+            )
+    except KeyError as err:
+        raise ValueError(
+            f"the evaluation data has no column {err} that its dataset type reads; "
+            "check --data against the config's dataset type"
+        ) from None
+    needed = ("chosen", "rejected") if cfg.aot_mode == "paired" else ("completion", "label")
+    missing = [column for column in ("prompt", *needed) if column not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"the evaluation data lacks {', '.join(missing)} after formatting; rl mode {cfg.aot_mode}"
+        )
+    if max_samples is not None:
+        dataset = dataset.select(range(min(max_samples, len(dataset))))
+    if len(dataset) == 0:
+        raise ValueError("the evaluation set is empty")
+    return dataset
+
+
+def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tuple[Any, Any, Any]:
+    """(model, reference or None for adapters, tokenizer) of a checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    is_adapter = (checkpoint / "adapter_config.json").exists()
+    if is_adapter:
+        from peft import PeftModel
+
+        base_name = json.loads((checkpoint / "adapter_config.json").read_text()).get(
+            "base_model_name_or_path"
+        )
+        base = AutoModelForCausalLM.from_pretrained(ref or cfg.base_model or base_name, dtype=dtype)
+        model, reference = PeftModel.from_pretrained(base, checkpoint), None
+        reference_name = ref or cfg.base_model or base_name
+    else:
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
+        reference_name = ref or cfg.base_model
+        reference = AutoModelForCausalLM.from_pretrained(reference_name, dtype=dtype)
+    tokenizer_source = checkpoint if (checkpoint / "tokenizer_config.json").exists() else reference_name
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    reference_tokenizer = AutoTokenizer.from_pretrained(reference_name)
+    if tokenizer.get_vocab() != reference_tokenizer.get_vocab():
+        raise ValueError(
+            f"the tokenizer of {checkpoint} does not match the reference {reference_name}; "
+            "pass the model the checkpoint was trained from with --ref"
+        )
+    return model, reference, tokenizer
+
+
+def score(
+    model: Any,
+    reference: Any,
+    tokenizer: Any,
+    dataset: Any,
+    cfg: Any,
+    *,
+    batch_size: int,
+    device: str,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> Scores:
+    """Rewards of every evaluation row, through the AOT trainer's own tokenization and log-probs."""
+    trainer = _scoring_trainer(model, reference, tokenizer, dataset, cfg, batch_size, device)
+    tokenized = trainer.train_dataset
+    paired = cfg.aot_mode == "paired"
+    logps, ref_logps = np.zeros(_rows(tokenized, paired)), np.zeros(_rows(tokenized, paired))
+    batches = list(_length_buckets(tokenized, batch_size, paired))
+    with torch.no_grad():
+        for done, indices in enumerate(batches, start=1):
+            batch = trainer._prepare_inputs(trainer.data_collator([tokenized[i] for i in indices]))
+            policy = trainer._completion_logps(trainer.model, batch).float().cpu().numpy()
+            if paired:
+                ref_c, ref_r = trainer.compute_ref_log_probs(trainer._reference_model(trainer.model), batch)
+                reference_logps = torch.cat([ref_c, ref_r]).float().cpu().numpy()
+                positions = np.concatenate([np.asarray(indices), np.asarray(indices) + len(tokenized)])
+                logps[positions], ref_logps[positions] = policy, reference_logps
+            else:
+                ref = trainer.compute_ref_log_probs(trainer._reference_model(trainer.model), batch)[0]
+                logps[indices], ref_logps[indices] = policy, ref.float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(done, len(batches))
+    if paired:
+        n = len(tokenized)
+        pos, neg = slice(0, n), slice(n, 2 * n)
+    else:
+        labels = np.asarray(tokenized["label"], dtype=bool)
+        pos, neg = labels, ~labels
+    rewards = logps - ref_logps
+    return Scores(paired, rewards[pos], rewards[neg], logps[pos], logps[neg], ref_logps[pos], ref_logps[neg])
+
+
+def _rows(tokenized: Any, paired: bool) -> int:
+    return 2 * len(tokenized) if paired else len(tokenized)
+
+
+def _scoring_trainer(
+    model: Any, reference: Any, tokenizer: Any, dataset: Any, cfg: Any, batch_size: int, device: str
+) -> Any:
+    from axolotl_aot.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+
+    common = {
+        "output_dir": tempfile.mkdtemp(prefix="aot-report-"),
+        "per_device_train_batch_size": batch_size,
+        "per_device_eval_batch_size": batch_size,
+        "report_to": [],
+        "use_cpu": device == "cpu",
+        "bf16": device == "cuda",
+        "beta": cfg.rl_beta,
+        "max_length": cfg.sequence_len,
+        "remove_unused_columns": False,
+    }
+    if cfg.aot_mode == "paired":
+        from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
+
+        return AOTPairedTrainer(
+            model,
+            reference,
+            args=AxolotlDPOConfig(**common),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
+    from axolotl.core.training_args import AxolotlKTOConfig
+
+    return AOTUnpairedTrainer(
+        model,
+        reference,
+        args=AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired"),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
+
+
+def _length_buckets(tokenized: Any, batch_size: int, paired: bool) -> Iterator[list[int]]:
+    """Batches of rows of similar length, so that little compute goes to padding."""
+    columns = ("prompt_ids", "chosen_ids", "rejected_ids") if paired else ("prompt_ids", "completion_ids")
+    present = [c for c in columns if c in tokenized.column_names]
+    lengths = [sum(len(row[c]) for c in present) for row in tokenized.select_columns(present)]
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size].tolist()
+
+
+def summarize(checkpoint: Path, scores: Scores, beta: float) -> CheckpointReport:
+    """Dominance statistics, AOT losses under each cost and the verdict for one checkpoint."""
+    stats = dominance_stats(scores.reward_pos, scores.reward_neg)
+    pos, neg = torch.from_numpy(scores.reward_pos), torch.from_numpy(scores.reward_neg)
+    if scores.paired:
+        logps = [
+            torch.from_numpy(x)
+            for x in (scores.logp_pos, scores.logp_neg, scores.ref_logp_pos, scores.ref_logp_neg)
+        ]
+        losses = {cost: aot_paired_loss(*logps, beta=beta, cost=cost).item() for cost in COSTS}
+        margins = scores.reward_pos - scores.reward_neg
+        accuracy, mean_margin = float((margins > 0).mean()), float(margins.mean())
+    else:
+        losses = {cost: aot_unpaired_loss(pos, neg, beta=beta, cost=cost).item() for cost in COSTS}
+        accuracy = mean_margin = None
+    violated = stats.violation_fraction
+    verdict = (
+        "dominance holds: positive rewards dominate negative rewards at every quantile"
+        if violated == 0
+        else f"dominance violated on {violated:.0%} of quantiles"
+    )
+    return CheckpointReport(
+        checkpoint=str(checkpoint),
+        step=checkpoint_step(checkpoint),
+        paired=scores.paired,
+        n_pos=len(scores.reward_pos),
+        n_neg=len(scores.reward_neg),
+        rewards=stats,
+        aot_loss=losses,
+        logp_violation=dominance_stats(scores.logp_pos, scores.logp_neg).violation_fraction,
+        ref_logp_violation=dominance_stats(scores.ref_logp_pos, scores.ref_logp_neg).violation_fraction,
+        pair_accuracy=accuracy,
+        mean_margin=mean_margin,
+        verdict=verdict,
+        scores=scores,
+    )
+
+
+def write_outputs(reports: list[CheckpointReport], out: Path, settings: dict[str, Any]) -> list[Path]:
+    """``report.json`` and the PNG plots in ``out``; returns the plot paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for report in reports:
+        name = Path(report.checkpoint).name
+        path = out / f"{name}_rewards.png"
+        _plot_rewards(plt, report, path)
+        report.plot = str(path)
+        plots.append(path)
+    if len(reports) > 1:
+        path = out / "violation_trend.png"
+        _plot_trend(plt, reports, path)
+        plots.append(path)
+    (out / "report.json").write_text(
+        json.dumps({**settings, "checkpoints": [r.as_dict() for r in reports]}, indent=2, default=str)
+    )
+    return plots
+
+
+def _plot_rewards(plt: Any, report: CheckpointReport, path: Path) -> None:
+    scores = report.scores
+    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
+    for values, label, color in (
+        (scores.reward_pos, "positive", "tab:green"),
+        (scores.reward_neg, "negative", "tab:red"),
+    ):
+        ordered = np.sort(values)
+        cdf.step(
+            ordered, np.arange(1, len(ordered) + 1) / len(ordered), where="post", label=label, color=color
+        )
+        quantiles.step(
+            (np.arange(len(ordered)) + 1) / len(ordered), ordered, where="pre", label=label, color=color
+        )
+    cdf.set(title="empirical CDF of rewards", xlabel="reward  log pi - log pi_ref", ylabel="F(x)")
+    quantiles.set(title="quantile functions (positive above = dominance)", xlabel="t", ylabel="Q(t)")
+    for axis in (cdf, quantiles):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    fig.suptitle(
+        f"{Path(report.checkpoint).name}: violation fraction {report.rewards.violation_fraction:.3f}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_trend(plt: Any, reports: list[CheckpointReport], path: Path) -> None:
+    fig, axis = plt.subplots(figsize=(6, 4))
+    names = [str(r.step) if r.step is not None else Path(r.checkpoint).name for r in reports]
+    axis.plot(names, [r.rewards.violation_fraction for r in reports], marker="o", label="rewards")
+    axis.plot(names, [r.logp_violation for r in reports], marker="s", label="log-probs")
+    axis.axhline(reports[0].ref_logp_violation, color="grey", linestyle="--", label="reference log-probs")
+    axis.set(
+        title="violation fraction over training",
+        xlabel="checkpoint step",
+        ylabel="violation fraction",
+        ylim=(0, 1),
+    )
+    axis.legend()
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
