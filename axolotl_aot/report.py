@@ -29,6 +29,7 @@ import torch
 
 from axolotl_aot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.losses import COSTS, aot_paired_loss, aot_unpaired_loss
+from axolotl_aot.records import iter_records
 
 DATA_SUFFIX_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -105,6 +106,9 @@ def load_report_config(config: str | Path, data: str | Path | None) -> Any:
     if data is not None:
         raw["test_datasets"] = [_data_entry(Path(data), raw)]
         raw.pop("val_set_size", None)
+    # An evaluation set is small: no worker processes, and no copy cached in the training's
+    # dataset_prepared_path.
+    raw.update(dataset_num_proc=1, skip_prepare_dataset=True)
     cfg = validate_raw(raw, config)
     if cfg.aot_mode is None:
         raise ValueError(
@@ -121,6 +125,8 @@ def _data_entry(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     """A test-dataset entry for ``path`` formatted with the type of the config's first dataset."""
     if not path.exists():
         raise ValueError(f"{path}: no such evaluation file or folder")
+    if next(iter_records(path), None) is None:
+        raise ValueError(f"the evaluation set is empty: {path} has no rows")
     entry: dict[str, Any] = {"path": str(path.resolve()), "split": "train"}
     if path.is_file():
         if path.suffix not in DATA_SUFFIX_TYPES:

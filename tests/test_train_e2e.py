@@ -4,56 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from axolotl_runs import LORA, QLORA, ROOT, make_config, train
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-TINY = {
-    "paired": ROOT / "example_yamls/tiny/aot.yml",
-    "unpaired": ROOT / "example_yamls/tiny/aot_unpaired.yml",
-}
 AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
-LORA = {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lora_target_linear": True}
-QLORA = {**LORA, "adapter": "qlora", "load_in_4bit": True}
-
-
-def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
-    cfg = yaml.safe_load(TINY[mode].read_text())
-    cfg.update(
-        base_model=str(model), output_dir=str(tmp_path / "out"), dataset_prepared_path=str(tmp_path / "prep")
-    )
-    for dataset in cfg["datasets"] + cfg.get("test_datasets", []):
-        dataset["path"] = str(ROOT / dataset["path"])
-    cfg.update(changes)
-    cfg.setdefault("save_steps", cfg["max_steps"])
-    path = tmp_path / "cfg.yml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def train(config: Path, launcher: str = "python") -> subprocess.CompletedProcess:
-    entry = ["-m", "axolotl.cli.train", str(config)]
-    if launcher == "python":
-        command = [sys.executable, *entry]
-    else:
-        command = [str(BIN / "accelerate"), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
-        command += ["--mixed_precision", "no", "--dynamo_backend", "no", *entry]
-    return subprocess.run(
-        command,
-        cwd=config.parent,
-        env=os.environ,  # conftest sets the offline variables
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def log_history(out: Path) -> list[dict]:

@@ -55,6 +55,7 @@ def config_kwargs(tmp_path: Path, batch: int) -> dict:
         "per_device_train_batch_size": batch,
         "report_to": [],
         "use_cpu": True,
+        "bf16": False,  # axolotl's configs default to bf16, which CPU autocast would apply to the reference
         "beta": BETA,
         "max_length": 64,
         "seed": 0,

@@ -1,0 +1,203 @@
+"""aot-cli report on checkpoints trained here: the numbers match the trainer, and bad inputs fail clearly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from axolotl.prompt_strategies.dpo.chatml import prompt_pairs
+from axolotl_runs import BIN, LORA, ROOT, make_config, train
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from typer.testing import CliRunner
+
+from axolotl_aot import report as lib
+from axolotl_aot.dominance import dominance_stats
+from axolotl_aot.tiny_model import build_tiny_model
+from axolotl_aot_cli.app import app
+
+TEST_PAIRS = ROOT / "axolotl_aot/data/parity_paired_test.jsonl"
+TEST_UNPAIRED = ROOT / "axolotl_aot/data/parity_unpaired_test.jsonl"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def paired_run(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
+    """A full fine-tune with two checkpoints: (config, output_dir)."""
+    folder = tmp_path_factory.mktemp("paired-run")
+    config = make_config(folder, "paired", tiny_model, max_steps=6, save_steps=3)
+    done = train(config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return config, folder / "out"
+
+
+@pytest.fixture(scope="module")
+def adapter_run(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
+    """A LoRA run on unpaired data: (config, output_dir)."""
+    folder = tmp_path_factory.mktemp("adapter-run")
+    config = make_config(folder, "unpaired", tiny_model, max_steps=4, micro_batch_size=8, **LORA)
+    done = train(config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return config, folder / "out"
+
+
+def test_paired_report_over_checkpoints(paired_run, tmp_path):
+    config, out = paired_run
+    args = ["report", f"{out}/checkpoint-*", "--config", str(config), "--data", str(TEST_PAIRS)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "rep"), "--batch-size", "7"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for expected in (
+        "violation fraction (rewards)",
+        "pair accuracy",
+        "AOT loss (squared_hinge)",
+        "verdict:",
+        "over training",
+    ):
+        assert expected in text
+    saved = json.loads((tmp_path / "rep/report.json").read_text())
+    assert [Path(c["checkpoint"]).name for c in saved["checkpoints"]] == ["checkpoint-3", "checkpoint-6"]
+    assert [c["step"] for c in saved["checkpoints"]] == [3, 6]
+    for entry in saved["checkpoints"]:
+        assert (entry["n_pos"], entry["n_neg"]) == (100, 100)
+        assert 0 <= entry["rewards"]["violation_fraction"] <= 1
+        assert set(entry["aot_loss"]) == {"logistic", "squared_hinge", "least_squares"}
+        assert Path(entry["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "rep/violation_trend.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_rewards_are_what_the_trainer_computes(paired_run):
+    """The report's pipeline (config type, tokenization, bucketing) against a trainer built by hand."""
+    config, out = paired_run
+    checkpoint = out / "checkpoint-6"
+    cfg = lib.load_report_config(config, TEST_PAIRS)
+    dataset = lib.load_eval_dataset(cfg, max_samples=None)
+    model, reference, tokenizer = lib.load_models(checkpoint, cfg, None, "cpu")
+    scores = lib.score(model, reference, tokenizer, dataset, cfg, batch_size=5, device="cpu")
+
+    from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
+
+    from axolotl_aot.trainers import AOTPairedTrainer
+
+    rows = [json.loads(line) for line in TEST_PAIRS.read_text().splitlines()[:12]]
+    formatted = Dataset.from_list([prompt_pairs(cfg=None)(row) for row in rows])
+    trainer = AOTPairedTrainer(
+        AutoModelForCausalLM.from_pretrained(checkpoint),
+        AutoModelForCausalLM.from_pretrained(cfg.base_model),
+        args=AxolotlDPOConfig(
+            output_dir=str(out / "x"),
+            per_device_train_batch_size=12,
+            report_to=[],
+            use_cpu=True,
+            max_length=cfg.sequence_len,
+            beta=0.1,
+            bf16=False,  # axolotl defaults to bf16; the report scores in float32 on a CPU
+        ),
+        train_dataset=formatted,
+        processing_class=AutoTokenizer.from_pretrained(checkpoint),
+    )
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(12)])
+    with torch.no_grad():
+        chosen, rejected = trainer._completion_logps(trainer.model, batch).chunk(2)
+        ref_chosen, ref_rejected = trainer.compute_ref_log_probs(trainer.ref_model, batch)
+    # axolotl shuffles what it loads: find each hand-formatted row among the report's rows.
+    position = {(r["prompt"], r["chosen"], r["rejected"]): i for i, r in enumerate(dataset)}
+    found = [position[(r["prompt"], r["chosen"], r["rejected"])] for r in formatted]
+    np.testing.assert_allclose(scores.reward_pos[found], (chosen - ref_chosen).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        scores.reward_neg[found], (rejected - ref_rejected).numpy(), rtol=1e-5, atol=1e-5
+    )
+    assert np.abs(scores.reward_pos).max() > 0  # a trained checkpoint differs from its reference
+    summary = lib.summarize(checkpoint, scores, beta=0.1)
+    assert summary.rewards == dominance_stats(scores.reward_pos, scores.reward_neg)
+    assert summary.pair_accuracy == pytest.approx(float(np.mean(scores.reward_pos > scores.reward_neg)))
+
+
+def test_adapter_report_on_unpaired_data_uses_the_disabled_adapter_as_reference(adapter_run, tmp_path):
+    config, out = adapter_run
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(out),
+            "--config",
+            str(config),
+            "--data",
+            str(TEST_UNPAIRED),
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)["checkpoints"][0]
+    labels = [json.loads(line)["label"] for line in TEST_UNPAIRED.read_text().splitlines()]
+    assert (entry["n_pos"], entry["n_neg"]) == (sum(labels), len(labels) - sum(labels))
+    assert entry["pair_accuracy"] is None
+    cfg = lib.load_report_config(config, TEST_UNPAIRED)
+    model, reference, _ = lib.load_models(out, cfg, None, "cpu")
+    assert reference is None and hasattr(model, "disable_adapter")  # one model: the base is the reference
+
+
+def test_installed_executable(paired_run, tmp_path):
+    config, out = paired_run
+    done = subprocess.run(
+        [
+            BIN / "aot-cli",
+            "report",
+            out / "checkpoint-6",
+            "--config",
+            config,
+            "--data",
+            TEST_PAIRS,
+            "--max-samples",
+            "10",
+            "--out",
+            tmp_path,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["checkpoints"][0]["n_pos"] == 10
+
+
+@pytest.fixture(scope="module")
+def other_vocab_model(tmp_path_factory) -> Path:
+    """A model whose tokenizer differs from the tiny model's."""
+    from axolotl_aot import tiny_model
+
+    path = tmp_path_factory.mktemp("other") / "model"
+    build_tiny_model(path)
+    tiny_model.build_tokenizer(vocab_size=280).save_pretrained(path)  # the bundled text yields 301 tokens
+    return path
+
+
+def test_bad_inputs_fail_with_one_clear_sentence(paired_run, other_vocab_model, tmp_path):
+    config, out = paired_run
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    unpaired_file = TEST_UNPAIRED
+    cases = [
+        ([str(tmp_path)], [], "is not a checkpoint: it has neither config.json nor adapter_config.json"),
+        ([f"{tmp_path}/checkpoint-*"], [], "no checkpoint matches"),
+        ([str(out / "checkpoint-6")], ["--data", str(unpaired_file)], "has no column 'chosen'"),
+        ([str(out / "checkpoint-6")], ["--data", str(empty)], "the evaluation set is empty"),
+        ([str(out / "checkpoint-6")], ["--data", str(tmp_path / "none.jsonl")], "no such evaluation file"),
+        ([str(out / "checkpoint-6")], ["--ref", str(other_vocab_model)], "does not match the reference"),
+    ]
+    for checkpoints, extra, message in cases:
+        data = [] if "--data" in extra else ["--data", str(TEST_PAIRS)]
+        result = runner.invoke(
+            app,
+            ["report", *checkpoints, "--config", str(config), *data, *extra, "--out", str(tmp_path / "o")],
+        )
+        assert result.exit_code == 1, (message, result.output)
+        assert message in " ".join(result.output.split()), result.output
+        assert "Traceback" not in result.output
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 2  # --config is required
