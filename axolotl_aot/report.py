@@ -93,8 +93,9 @@ def checkpoint_step(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def load_report_config(config: str | Path, data: str | Path | None) -> Any:
-    """The training config, validated and normalised as axolotl does, with ``data`` as the test set."""
+def load_report_config(config: str | Path, data: str | Path | None, ref: str | None = None) -> Any:
+    """The training config, validated and normalised as axolotl does, with ``data`` as the test set
+    and ``ref`` (when given) as the base model."""
     import yaml
     from axolotl.utils.config import normalize_cfg_datasets, normalize_config
     from axolotl.utils.dict import DictDefault
@@ -103,6 +104,8 @@ def load_report_config(config: str | Path, data: str | Path | None) -> Any:
 
     with open(config, encoding="utf-8") as file:
         raw = yaml.safe_load(file)
+    if ref is not None:
+        raw["base_model"] = ref
     if data is not None:
         raw["test_datasets"] = [_data_entry(Path(data), raw)]
         raw.pop("val_set_size", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from importlib.metadata import version
 
@@ -21,6 +22,9 @@ for _name, _value in {
     "AXOLOTL_TEE_STDOUT": "0",
 }.items():
     os.environ.setdefault(_name, _value)
+# Import-time chatter of torch, torchao and bitsandbytes about kernels a CPU lacks: not actionable.
+for _logger in ("torch.utils._pytree", "torchao", "bitsandbytes"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
 
 app = typer.Typer(
     name="aot-cli",

@@ -57,13 +57,18 @@ def report(
 
 
 def _run(checkpoints, config, data, ref, out, batch_size, max_samples, quiet):
+    import datasets
     import torch
+    import transformers
 
     from axolotl_aot import report as lib
 
+    datasets.disable_progress_bars()  # this command shows its own progress
+    transformers.utils.logging.disable_progress_bar()
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     paths = lib.resolve_checkpoints(checkpoints)
-    cfg = lib.load_report_config(config, data)
+    cfg = lib.load_report_config(config, data, ref)
     dataset = lib.load_eval_dataset(cfg, max_samples)
     reports = []
     with Progress(
@@ -127,13 +132,14 @@ def _print_checkpoint(item) -> None:
 
 def _print_trend(reports) -> None:
     table = Table(title="over training", title_justify="left")
-    for column in ("checkpoint", "violation", "win rate", "min margin", "log-prob violation", "pair acc."):
+    table.add_column("checkpoint", no_wrap=True)
+    for column in ("violation", "win rate", "min margin", "log-prob violation", "pair acc."):
         table.add_column(column, justify="right")
     table.add_row("reference", "-", "-", "-", f"{reports[0].ref_logp_violation:.3f}", "-")
     for item in reports:
         accuracy = f"{item.pair_accuracy:.3f}" if item.pair_accuracy is not None else "-"
         table.add_row(
-            Path(item.checkpoint).name,
+            f"step {item.step}" if item.step is not None else Path(item.checkpoint).name,
             f"{item.rewards.violation_fraction:.3f}",
             f"{item.rewards.win_rate:.3f}",
             f"{item.rewards.min_quantile_margin:+.3f}",

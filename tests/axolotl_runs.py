@@ -27,7 +27,7 @@ def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
     for dataset in cfg["datasets"] + cfg.get("test_datasets", []):
         dataset["path"] = str(ROOT / dataset["path"])
     cfg.update(changes)
-    cfg.setdefault("save_steps", cfg["max_steps"])
+    cfg["save_steps"] = changes.get("save_steps", cfg["max_steps"])  # a checkpoint holds the log history
     path = tmp_path / "cfg.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
