@@ -19,18 +19,32 @@ LORA = {"adapter": "lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "
 QLORA = {**LORA, "adapter": "qlora", "load_in_4bit": True}
 
 
-def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
+def tiny_config(tmp_path: Path, mode: str = "paired", **changes) -> Path:
+    """The tiny example config of ``mode`` with absolute data paths and ``changes`` (None removes a key)."""
     cfg = yaml.safe_load(TINY[mode].read_text())
-    cfg.update(
-        base_model=str(model), output_dir=str(tmp_path / "out"), dataset_prepared_path=str(tmp_path / "prep")
-    )
     for dataset in cfg["datasets"] + cfg.get("test_datasets", []):
         dataset["path"] = str(ROOT / dataset["path"])
-    cfg.update(changes)
-    cfg["save_steps"] = changes.get("save_steps", cfg["max_steps"])  # a checkpoint holds the log history
+    for key, value in changes.items():
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
     path = tmp_path / "cfg.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
+    """A tiny config that trains ``model`` into ``tmp_path/out``, with a checkpoint at the last step."""
+    changes.setdefault("save_steps", changes["max_steps"])  # the checkpoint holds the log history
+    return tiny_config(
+        tmp_path,
+        mode,
+        base_model=str(model),
+        output_dir=str(tmp_path / "out"),
+        dataset_prepared_path=str(tmp_path / "prep"),
+        **changes,
+    )
 
 
 def train(config: Path, launcher: str = "python") -> subprocess.CompletedProcess:

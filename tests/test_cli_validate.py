@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from axolotl_runs import tiny_config as tiny
 from typer.testing import CliRunner
 
 from axolotl_aot_cli.app import app
@@ -17,27 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
-def tiny(tmp_path: Path, mode: str = "aot", **changes) -> Path:
-    cfg = yaml.safe_load((ROOT / f"example_yamls/tiny/{mode}.yml").read_text())
-    for section in ("datasets", "test_datasets"):
-        for dataset in cfg.get(section, []):
-            dataset["path"] = str(ROOT / dataset["path"])
-    for key, value in changes.items():
-        if value is None:
-            cfg.pop(key, None)
-        else:
-            cfg[key] = value
-    path = tmp_path / "cfg.yml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 def problems(path: Path, *extra: str) -> tuple[int, list[dict]]:
     result = runner.invoke(app, ["validate", str(path), "--json", *extra])
     return result.exit_code, json.loads(result.stdout)[0]["problems"]
 
 
-@pytest.mark.parametrize("mode", ["aot", "aot_unpaired"])
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
 def test_tiny_configs_pass_with_no_problem(tmp_path, mode):
     assert problems(tiny(tmp_path, mode)) == (0, [])
 
@@ -92,7 +77,7 @@ def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
     paired_type = [
         {"path": str(ROOT / "axolotl_aot/data/parity_paired_train.jsonl"), "type": "chat_template.default"}
     ]
-    code, found = problems(tiny(tmp_path, "aot_unpaired", datasets=paired_type))
+    code, found = problems(tiny(tmp_path, "unpaired", datasets=paired_type))
     assert code == 1
     assert "'chat_template.default' is a paired (DPO) dataset type; rl: aot_unpaired needs a KTO type" in str(
         found
@@ -100,7 +85,7 @@ def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
     paired_file = [
         {"path": str(ROOT / "axolotl_aot/data/parity_paired_train.jsonl"), "type": "chatml.prompt_pairs"}
     ]
-    code, found = problems(tiny(tmp_path, "aot_unpaired", datasets=paired_file))
+    code, found = problems(tiny(tmp_path, "unpaired", datasets=paired_file))
     assert code == 1
     message = next(p["message"] for p in found if p["key"] == "datasets[0].type")
     assert "row 1 has no column 'completion' that type 'chatml.prompt_pairs' reads" in message

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from axolotl_runs import tiny_config
 from pydantic import ValidationError
 
 from axolotl_aot.args import INCOMPATIBLE
@@ -13,22 +13,6 @@ from axolotl_aot.config import load_and_validate
 from axolotl_aot.plugin import AOTPlugin
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = {
-    "paired": ROOT / "example_yamls/tiny/aot.yml",
-    "unpaired": ROOT / "example_yamls/tiny/aot_unpaired.yml",
-}
-
-
-def write_config(tmp_path: Path, mode: str = "paired", **changes) -> Path:
-    cfg = yaml.safe_load(TINY[mode].read_text())
-    for key, value in changes.items():
-        if value is None:
-            cfg.pop(key, None)
-        else:
-            cfg[key] = value
-    path = tmp_path / "cfg.yml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -57,14 +41,14 @@ def test_gpu_examples_validate_on_cpu_without_a_model(name, mode, base_rl, train
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])
 def test_tiny_configs_validate_with_defaults(tmp_path, mode):
-    cfg = load_and_validate(write_config(tmp_path, mode, aot_cost=None, aot_sort_scope=None, rl_beta=None))
+    cfg = load_and_validate(tiny_config(tmp_path, mode, aot_cost=None, aot_sort_scope=None, rl_beta=None))
     assert cfg.aot_mode == mode
     assert (cfg.aot_cost, cfg.aot_sort_scope, cfg.aot_label_smoothing) == ("logistic", "world", 0.0)
     assert cfg.rl_beta == 0.01  # the paper's beta, not TRL's 0.1
 
 
 def test_explicit_beta_is_kept(tmp_path):
-    assert load_and_validate(write_config(tmp_path, rl_beta=0.05)).rl_beta == 0.05
+    assert load_and_validate(tiny_config(tmp_path, rl_beta=0.05)).rl_beta == 0.05
 
 
 @pytest.mark.parametrize(
@@ -78,7 +62,7 @@ def test_explicit_beta_is_kept(tmp_path):
 )
 def test_invalid_values_name_key_value_and_allowed_values(tmp_path, key, value, expected):
     with pytest.raises(ValidationError) as error:
-        load_and_validate(write_config(tmp_path, **{key: value}))
+        load_and_validate(tiny_config(tmp_path, **{key: value}))
     for text in expected:
         assert text in str(error.value)
 
@@ -87,9 +71,9 @@ def test_invalid_values_name_key_value_and_allowed_values(tmp_path, key, value, 
 def test_incompatible_options_are_rejected_with_the_reason(tmp_path, key):
     value = ["sigmoid"] if key == "dpo_loss_type" else [1.0] if key == "dpo_loss_weights" else True
     if key.startswith("kto_"):
-        path = write_config(tmp_path, "unpaired", **{key: 2.0})
+        path = tiny_config(tmp_path, "unpaired", **{key: 2.0})
     else:
-        path = write_config(tmp_path, **{key: value})
+        path = tiny_config(tmp_path, **{key: value})
     with pytest.raises(ValidationError) as error:
         load_and_validate(path)
     assert f"{key}:" in str(error.value) and "cannot be used with rl: aot" in str(error.value)
@@ -111,17 +95,17 @@ def test_incompatible_options_are_rejected_with_the_reason(tmp_path, key):
 )
 def test_bad_combinations_fail_at_config_time(tmp_path, mode, changes, message):
     with pytest.raises(ValidationError, match=message):
-        load_and_validate(write_config(tmp_path, mode, **changes))
+        load_and_validate(tiny_config(tmp_path, mode, **changes))
 
 
 def test_a_foreign_trainer_cls_conflicts(tmp_path):
     with pytest.raises(ValueError, match=r"trainer_cls: 'my\.Trainer' conflicts with rl: aot"):
-        load_and_validate(write_config(tmp_path, trainer_cls="my.Trainer"))
+        load_and_validate(tiny_config(tmp_path, trainer_cls="my.Trainer"))
 
 
 def test_without_the_plugin_rl_aot_is_not_a_known_rl(tmp_path):
     with pytest.raises(ValidationError, match="rl"):
-        load_and_validate(write_config(tmp_path, plugins=None))
+        load_and_validate(tiny_config(tmp_path, plugins=None))
 
 
 @pytest.mark.parametrize(
