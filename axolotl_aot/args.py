@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from axolotl_aot.losses import Cost
 
-SortScope = Literal["local", "world"]
+SortScope = Literal["local", "world", "step"]
 
 # Options that cannot work with AOT, and why: rejected at config time, not at step 1000.
 INCOMPATIBLE: dict[str, str] = {
@@ -47,7 +47,8 @@ class AOTArgs(BaseModel):
         default="world",
         json_schema_extra={
             "description": "Which samples enter one sort: `local` = this device's micro-batch (as TRL), "
-            "`world` = the micro-batches of every data-parallel rank."
+            "`world` = the micro-batches of every data-parallel rank, `step` = every micro-batch of the "
+            "optimizer step on every rank (one extra no-grad forward per micro-batch)."
         },
     )
     aot_label_smoothing: float = Field(

@@ -7,8 +7,8 @@ the same global loss, and keeps the exact gradient for its own samples:
 
 1. all-gather the detached rewards, padded to the largest rank and then unpadded;
 2. compute the loss on the global vectors and its gradient w_i = dL/dr_i with autograd;
-3. return L + sum_own w_i (r_i - stop_grad(r_i)): its value is the global loss and its
-   gradient with respect to this rank's rewards is exactly dL/dr_i.
+3. return L + sum_own w_i (r_i - stop_grad(r_i)) (``surrogate``): its value is the global
+   loss and its gradient with respect to this rank's rewards is exactly dL/dr_i.
 
 No communication happens in backward and the weights are the ones the optimizer-step
 scope (AOT-NOTES section 6) reuses. A no-op when torch.distributed is not initialised.
@@ -16,7 +16,7 @@ scope (AOT-NOTES section 6) reuses. A no-op when torch.distributed is not initia
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -53,6 +53,43 @@ def all_gather_variable(x: torch.Tensor, group: ProcessGroup | None = None) -> t
     )
 
 
+def loss_and_weights(
+    loss_fn: Callable[..., torch.Tensor],
+    *local: torch.Tensor,
+    wrt: Sequence[bool],
+    group: ProcessGroup | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """The global loss over every rank's ``local`` tensors and, for each ``local[k]`` with
+    ``wrt[k]``, the exact gradient dL/d local[k] of its own samples (``None`` elsewhere).
+
+    Works on detached values: the weights are what the optimizer-step scope applies to
+    micro-batches scored earlier (AOT-NOTES section 6).
+    """
+    gathered = [all_gather_variable(x, group) for x in local]
+    leaves = [values.requires_grad_(flag) for (values, _), flag in zip(gathered, wrt, strict=True)]
+    with torch.enable_grad():
+        loss = loss_fn(*leaves)
+    wanted = [leaf for leaf, flag in zip(leaves, wrt, strict=True) if flag]
+    grads = iter(torch.autograd.grad(loss, wanted, materialize_grads=True) if wanted else ())
+    weights = [next(grads)[own] if flag else None for (_, own), flag in zip(gathered, wrt, strict=True)]
+    return loss.detach(), weights
+
+
+def surrogate(
+    loss: torch.Tensor,
+    local: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor | None],
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """``loss`` in value; ``scale * weights[k]`` as the gradient with respect to ``local[k]``."""
+    out = loss.detach()
+    for x, weight in zip(local, weights, strict=True):
+        if weight is not None:
+            values = x.to(weight.dtype)
+            out = out + scale * (weight * (values - values.detach())).sum()
+    return out
+
+
 def gathered_loss(
     loss_fn: Callable[..., torch.Tensor], *local: torch.Tensor, group: ProcessGroup | None = None
 ) -> torch.Tensor:
@@ -64,16 +101,5 @@ def gathered_loss(
     """
     if world_size(group) == 1:
         return loss_fn(*local)
-    gathered = [all_gather_variable(x, group) for x in local]
-    for (leaf, _), x in zip(gathered, local, strict=True):
-        leaf.requires_grad_(x.requires_grad)
-    with torch.enable_grad():
-        loss = loss_fn(*(leaf for leaf, _ in gathered))
-    surrogate = loss.detach()
-    trainable = [(x, leaf, own) for x, (leaf, own) in zip(local, gathered, strict=True) if x.requires_grad]
-    if trainable:
-        weights = torch.autograd.grad(loss, [leaf for _, leaf, _ in trainable], materialize_grads=True)
-        for (x, _, own), weight in zip(trainable, weights, strict=True):
-            reward = x.to(weight.dtype)
-            surrogate = surrogate + (weight[own] * (reward - reward.detach())).sum()
-    return surrogate
+    loss, weights = loss_and_weights(loss_fn, *local, wrt=[x.requires_grad for x in local], group=group)
+    return surrogate(loss, local, weights)

@@ -1,10 +1,18 @@
 """AOT trainers: axolotl's DPO and KTO trainers with the loss computation replaced.
 
-Each trainer overrides TRL's ``_compute_loss`` only: one policy forward for summed
-completion log-probs, the reference log-probs exactly as TRL obtains them (precomputed
-columns, an explicit reference model, or the adapter-disabled base for LoRA/QLoRA),
-then the AOT loss over the configured sort scope. Data pipeline, collators, optimizer,
-schedulers and checkpointing stay axolotl's and TRL's.
+Each trainer overrides TRL's ``_compute_loss``: one policy forward for summed completion
+log-probs, the reference log-probs exactly as TRL obtains them (precomputed columns, an
+explicit reference model, or the adapter-disabled base for LoRA/QLoRA), then the AOT loss
+over the configured sort scope. Data pipeline, collators, optimizer, schedulers and
+checkpointing stay axolotl's and TRL's.
+
+Sort scopes: ``local`` sorts one micro-batch (as TRL); ``world`` gathers every data-parallel
+rank's micro-batch (``distributed.gathered_loss``); ``step`` sorts every micro-batch of the
+optimizer step on every rank. For ``step``, ``get_batch_samples`` (the Trainer hook that
+fetches a step's micro-batches) runs a no-grad scoring pass, computes each sample's exact
+weight dL/dr from the global coupling and caches the reference log-probs; each
+micro-batch then backpropagates a surrogate whose gradient is the large-batch gradient
+(GradCache, applied to AOT: AOT-NOTES section 6).
 """
 
 from __future__ import annotations
@@ -19,16 +27,121 @@ from axolotl.core.trainers.trl import AxolotlKTOTrainer
 from trl.trainer.utils import selective_log_softmax
 
 from axolotl_aot.args import AOTArgs
-from axolotl_aot.distributed import all_gather_variable, gathered_loss, world_size
+from axolotl_aot.distributed import (
+    all_gather_variable,
+    gathered_loss,
+    loss_and_weights,
+    surrogate,
+    world_size,
+)
 from axolotl_aot.dominance import dominance_stats
 from axolotl_aot.losses import aot_paired_loss, aot_unpaired_loss
 from axolotl_aot.sampler import LabelMixingSampler, check_both_labels
 
+STEP_WEIGHTS = "aot_step_weights"  # batch key of the step scope's per-sample weights
+
 
 class AOTLossMixin:
-    """What both AOT trainers share: log-probs, the scoped loss and the dominance metrics."""
+    """What both AOT trainers share: the scoped loss, the step scope and the metrics.
+
+    A trainer supplies ``_loss_inputs`` (the tensors its loss takes, policy terms first),
+    ``_loss_fn`` and ``_rewards`` (positive and negative rewards of those tensors).
+    """
 
     aot: AOTArgs = AOTArgs()  # replaced by AOTPlugin.post_trainer_create with the YAML's aot_* keys
+    paired: ClassVar[bool]
+    policy_terms: ClassVar[int] = 2  # the first inputs of the loss carry the policy's gradient
+
+    def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _loss_fn(self) -> Callable[..., torch.Tensor]:
+        raise NotImplementedError
+
+    def _rewards(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _compute_loss(
+        self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False
+    ) -> Any:
+        mode = "train" if self.model.training else "eval"
+        tensors = self._loss_inputs(model, inputs)
+        if STEP_WEIGHTS in inputs:  # weighed by the step's scoring pass; logs once per step from there
+            # The Trainer divides each micro-batch's loss by the accumulation count and data
+            # parallelism averages over ranks: both are put back so the step gets dL/dtheta.
+            scale = self.current_gradient_accumulation_steps * world_size()
+            loss = surrogate(self._aot_step_loss, tensors, inputs[STEP_WEIGHTS], scale=scale)
+        else:
+            loss = self._scoped_loss(self._loss_fn(), *tensors)
+            self._log_aot_metrics(mode, *(self._scope(r.detach()) for r in self._rewards(tensors)))
+        return (loss, None) if return_outputs else loss
+
+    def _scoped_loss(self, loss_fn: Callable[..., torch.Tensor], *local: torch.Tensor) -> torch.Tensor:
+        """``loss_fn`` over this micro-batch (``local``) or over every rank's micro-batch.
+
+        Across ranks each backward carries the exact dL/dr of its own samples; data-parallel
+        gradient averaging divides by the world size, so it is put back here.
+        """
+        ranks = world_size()
+        if self.aot.aot_sort_scope == "local" or ranks == 1:
+            return loss_fn(*local)
+        loss = gathered_loss(loss_fn, *local)
+        return loss.detach() + ranks * (loss - loss.detach())
+
+    def _scope(self, x: torch.Tensor) -> torch.Tensor:
+        """The detached values that entered the sort (this rank's, or every rank's)."""
+        return x if self.aot.aot_sort_scope == "local" else all_gather_variable(x)[0]
+
+    def get_batch_samples(
+        self, epoch_iterator: Any, num_batches: int, device: torch.device
+    ) -> tuple[list, Any]:
+        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self.aot.aot_sort_scope == "step" and batch_samples:  # only the training loop calls this
+            self._weigh_step(batch_samples)
+        return batch_samples, num_items
+
+    def _weigh_step(self, batch_samples: list[dict[str, Any]]) -> None:
+        """Score every micro-batch of the step without gradients, couple the step's samples of
+        all ranks, and store each micro-batch's exact weights (and reference log-probs) in it."""
+        scored = []
+        self.model.train()  # as training_step will: the first step comes before any training_step
+        with torch.no_grad():
+            for batch in batch_samples:
+                inputs = self._prepare_inputs(batch)
+                tensors = self._loss_inputs(self.model, inputs)
+                batch.update({k: v for k, v in inputs.items() if k.startswith("ref_")})  # computed once
+                scored.append([t.detach() for t in tensors])
+        columns = [torch.cat(column) for column in zip(*scored, strict=True)]
+        wrt = [k < self.policy_terms for k in range(len(columns))]
+        self._aot_step_loss, weights = loss_and_weights(self._loss_fn(), *columns, wrt=wrt)
+        step_weights: list[list[torch.Tensor | None]] = [[None] * len(columns) for _ in batch_samples]
+        for k, weight in enumerate(weights):
+            if weight is not None:
+                for b, part in enumerate(weight.split([len(tensors[k]) for tensors in scored])):
+                    step_weights[b][k] = part
+        for batch, batch_weights in zip(batch_samples, step_weights, strict=True):
+            batch[STEP_WEIGHTS] = tuple(batch_weights)
+        pos, neg = self._rewards(columns)
+        self._log_aot_metrics("train", all_gather_variable(pos)[0], all_gather_variable(neg)[0])
+
+    def _log_aot_metrics(self, mode: str, pos: torch.Tensor, neg: torch.Tensor) -> None:
+        """Dominance of the sort's positive over negative rewards (beta-scaled, as TRL's rewards/*)."""
+        metrics = self._metrics[mode]
+        pos, neg = self.beta * pos.float(), self.beta * neg.float()
+        metrics["aot/sort_size"].append(float(len(pos) if self.paired else len(pos) + len(neg)))
+        if self.paired:
+            metrics["rewards/accuracies"].append((pos > neg).float().mean().item())
+        else:
+            metrics["aot/one_sided"].append(float(not (pos.numel() and neg.numel())))
+        if pos.numel() and neg.numel():
+            stats = dominance_stats(pos, neg)
+            metrics["aot/violation_fraction"].append(stats.violation_fraction)
+            metrics["aot/violation_area"].append(stats.violation_area)
+            metrics["aot/win_rate"].append(stats.win_rate)
+            metrics["aot/min_quantile_margin"].append(stats.min_quantile_margin)
+            metrics["rewards/chosen"].append(stats.mean_pos)
+            metrics["rewards/rejected"].append(stats.mean_neg)
+            metrics["rewards/margins"].append(stats.mean_pos - stats.mean_neg)
 
     def _completion_logps(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         """(batch,) log pi(completion | prompt) summed over completion tokens, as TRL computes it."""
@@ -42,38 +155,6 @@ class AOTLossMixin:
         """TRL's ``compute_ref_log_probs`` disables the adapter itself when there is no reference model."""
         return self.ref_model if self.ref_model is not None else model
 
-    def _scoped_loss(self, loss_fn: Callable[..., torch.Tensor], *local: torch.Tensor) -> torch.Tensor:
-        """``loss_fn`` over this micro-batch (``local``) or over every rank's micro-batch (``world``).
-
-        In ``world`` scope each rank's backward carries the exact dL/dr of its own samples;
-        data-parallel gradient averaging divides by the world size, so it is put back here.
-        """
-        ranks = world_size()
-        if self.aot.aot_sort_scope == "local" or ranks == 1:
-            return loss_fn(*local)
-        loss = gathered_loss(loss_fn, *local)
-        return loss.detach() + ranks * (loss - loss.detach())
-
-    def _scope(self, x: torch.Tensor) -> torch.Tensor:
-        """The detached rewards that entered the sort (this rank's, or every rank's)."""
-        if self.aot.aot_sort_scope == "local":
-            return x.detach()
-        return all_gather_variable(x.detach())[0]
-
-    def _log_aot_metrics(self, mode: str, pos: torch.Tensor, neg: torch.Tensor, sort_size: int) -> None:
-        """Dominance of the scope's positive over negative rewards (beta-scaled, as TRL's rewards/*)."""
-        metrics = self._metrics[mode]
-        metrics["aot/sort_size"].append(float(sort_size))
-        if pos.numel() and neg.numel():
-            stats = dominance_stats(pos, neg)
-            metrics["aot/violation_fraction"].append(stats.violation_fraction)
-            metrics["aot/violation_area"].append(stats.violation_area)
-            metrics["aot/win_rate"].append(stats.win_rate)
-            metrics["aot/min_quantile_margin"].append(stats.min_quantile_margin)
-            metrics["rewards/chosen"].append(stats.mean_pos)
-            metrics["rewards/rejected"].append(stats.mean_neg)
-            metrics["rewards/margins"].append(stats.mean_pos - stats.mean_neg)
-
     def _loss_kwargs(self) -> dict[str, Any]:
         return {"beta": self.beta, "cost": self.aot.aot_cost, "label_smoothing": self.aot.aot_label_smoothing}
 
@@ -82,38 +163,36 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
     """``rl: aot``: the policy's chosen-vs-rejected log-ratios must dominate the reference's."""
 
     tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
+    paired = True
 
-    def _compute_loss(
-        self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False
-    ) -> Any:
-        mode = "train" if self.model.training else "eval"
+    def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        """Policy chosen, policy rejected, reference chosen, reference rejected log-probs."""
         chosen, rejected = self._completion_logps(model, inputs).chunk(2)
-        if self.precompute_ref_logps:
-            ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
-        else:
-            ref_chosen, ref_rejected = self.compute_ref_log_probs(self._reference_model(model), inputs)
-        loss_fn = functools.partial(aot_paired_loss, **self._loss_kwargs())
-        loss = self._scoped_loss(loss_fn, chosen, rejected, ref_chosen, ref_rejected)
+        if "ref_chosen_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
+            inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = self.compute_ref_log_probs(
+                self._reference_model(model), inputs
+            )
+        return [chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]
 
-        chosen_rewards = self._scope(self.beta * (chosen - ref_chosen))
-        rejected_rewards = self._scope(self.beta * (rejected - ref_rejected))
-        self._log_aot_metrics(mode, chosen_rewards, rejected_rewards, sort_size=len(chosen_rewards))
-        self._metrics[mode]["rewards/accuracies"].append(
-            (chosen_rewards > rejected_rewards).float().mean().item()
-        )
-        return (loss, None) if return_outputs else loss
+    def _loss_fn(self) -> Callable[..., torch.Tensor]:
+        return functools.partial(aot_paired_loss, **self._loss_kwargs())
+
+    def _rewards(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen, rejected, ref_chosen, ref_rejected = tensors
+        return chosen - ref_chosen, rejected - ref_rejected
 
 
 class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
     """``rl: aot_unpaired``: positive rewards must dominate negative rewards; no KL pass, n != m exact."""
 
     tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
+    paired = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        labels = self.train_dataset["label"] if self.train_dataset is not None else []
-        positives = sum(bool(label) for label in labels)
         if self.train_dataset is not None:
+            labels = self.train_dataset["label"]
+            positives = sum(bool(label) for label in labels)
             check_both_labels(positives, len(labels) - positives)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> LabelMixingSampler:
@@ -125,25 +204,20 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
             seed=self.args.seed,
         )
 
-    def _compute_loss(
-        self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False
-    ) -> Any:
-        mode = "train" if self.model.training else "eval"
+    def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        """Rewards of the positives, rewards of the negatives."""
         logps = self._completion_logps(model, inputs)
-        if self.precompute_ref_logps:
-            ref_logps = inputs["ref_logps"]
-        else:
-            ref_logps = self.compute_ref_log_probs(self._reference_model(model), inputs)[0]
-        rewards = logps - ref_logps
+        if "ref_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
+            inputs["ref_logps"] = self.compute_ref_log_probs(self._reference_model(model), inputs)[0]
+        rewards = logps - inputs["ref_logps"]
         labels = torch.as_tensor(inputs["label"], dtype=torch.bool, device=rewards.device)
-        loss = self._scoped_loss(
-            functools.partial(_unpaired_or_zero, **self._loss_kwargs()), rewards[labels], rewards[~labels]
-        )
+        return [rewards[labels], rewards[~labels]]
 
-        pos, neg = self._scope(self.beta * rewards[labels]), self._scope(self.beta * rewards[~labels])
-        self._metrics[mode]["aot/one_sided"].append(float(not (pos.numel() and neg.numel())))
-        self._log_aot_metrics(mode, pos, neg, sort_size=pos.numel() + neg.numel())
-        return (loss, None) if return_outputs else loss
+    def _loss_fn(self) -> Callable[..., torch.Tensor]:
+        return functools.partial(_unpaired_or_zero, **self._loss_kwargs())
+
+    def _rewards(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return tensors[0], tensors[1]
 
 
 def _unpaired_or_zero(pos: torch.Tensor, neg: torch.Tensor, **loss_kwargs: Any) -> torch.Tensor:

@@ -185,18 +185,23 @@ def _check_beta(cfg: Any, report: Report) -> None:
 def _check_sort_size(cfg: Any, mode: str, n_gpu: int, report: Report) -> None:
     scope = cfg.aot_sort_scope
     per_device = cfg.micro_batch_size or 1
-    size = per_device * (n_gpu if scope == "world" else 1)
+    ranks = 1 if scope == "local" else n_gpu
+    accumulation = (cfg.gradient_accumulation_steps or 1) if scope == "step" else 1
+    size = per_device * ranks * accumulation
     unit = "pairs" if mode == "paired" else "samples"
     if size >= MIN_SORT_SIZE:
         return
-    fix = "raise micro_batch_size (it is the sort size)"
-    if scope == "local" and n_gpu > 1:
-        fix += f", or set aot_sort_scope: world to sort all {n_gpu} GPUs together"
+    fix = "raise micro_batch_size"
+    if scope != "step":
+        fix += (
+            ", or set aot_sort_scope: step to sort the whole optimizer step at the memory of one micro-batch"
+        )
     report.add(
         "warning",
         "micro_batch_size",
-        f"each sort sees {size} {unit} (micro_batch_size {per_device} x {n_gpu if scope == 'world' else 1} "
-        f"rank(s), aot_sort_scope: {scope}); the paper's Figure 2 shows quality rising steeply with the sort "
+        f"each sort sees {size} {unit} (micro_batch_size {per_device} x {ranks} rank(s)"
+        + (f" x {accumulation} accumulation steps" if scope == "step" else "")
+        + f", aot_sort_scope: {scope}); the paper's Figure 2 shows quality rising steeply with the sort "
         f"size up to about 35 per GPU: {fix}",
     )
 

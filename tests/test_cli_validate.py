@@ -99,7 +99,11 @@ def test_warnings_do_not_fail(tmp_path):
     sort = next(p["message"] for p in found if p["key"] == "micro_batch_size")
     assert "each sort sees 8 pairs (micro_batch_size 4 x 2 rank(s), aot_sort_scope: world)" in sort
     code, found = problems(tiny(tmp_path, micro_batch_size=4, aot_sort_scope="local"), "--num-gpus", "4")
-    assert "or set aot_sort_scope: world to sort all 4 GPUs together" in str(found)
+    assert "each sort sees 4 pairs (micro_batch_size 4 x 1 rank(s), aot_sort_scope: local)" in str(found)
+    assert "or set aot_sort_scope: step" in str(found)
+    step = tiny(tmp_path, micro_batch_size=2, gradient_accumulation_steps=4, aot_sort_scope="step")
+    code, found = problems(step, "--num-gpus", "2")
+    assert code == 0 and found == []  # 2 x 2 ranks x 4 accumulation steps = 16 pairs per sort
 
 
 def test_not_an_aot_config_and_missing_file(tmp_path):

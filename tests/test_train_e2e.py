@@ -95,3 +95,13 @@ def test_unpaired_data_with_one_label_fails_at_startup(tmp_path, tiny_model):
     assert done.returncode != 0
     assert "rl: aot_unpaired needs samples of both labels" in done.stderr + done.stdout
     assert "with label=True and 0 with label=False" in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+def test_step_scope_through_the_entry_point(tmp_path, tiny_model, mode):
+    steps = 3
+    changes = {"aot_sort_scope": "step", "micro_batch_size": 4, "gradient_accumulation_steps": 3}
+    done = train(make_config(tmp_path, mode, tiny_model, max_steps=steps, **changes))
+    logs = check_run(done, tmp_path / "out", steps)
+    assert [entry["aot/sort_size"] for entry in logs] == [12] * steps  # micro-batch 4 x accumulation 3
+    assert_full_weights_changed(tiny_model, tmp_path / "out")

@@ -232,3 +232,82 @@ def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, t
     assert all(torch.isfinite(p.grad).all() and not p.grad.any() for p in model.parameters())
     assert shell._metrics["train"]["aot/one_sided"] == [1.0]
     assert "aot/violation_fraction" not in shell._metrics["train"]
+
+
+# ---- the optimizer-step scope ----
+
+
+def step_trainer(models, tmp_path, scope: str, batch: int, accumulation: int) -> AOTPairedTrainer:
+    trainer = paired_trainer(AOTPairedTrainer, models, tmp_path, gradient_accumulation_steps=accumulation)
+    trainer.args.per_device_train_batch_size = batch
+    trainer.aot = AOTArgs(aot_sort_scope=scope, aot_cost="squared_hinge")
+    trainer.model.train()
+    return trainer
+
+
+def run_step(trainer: AOTPairedTrainer, micro_batches: list[dict]) -> tuple[float, torch.Tensor]:
+    """One optimizer step's forward/backward passes as the Trainer's loop runs them."""
+    trainer.model.zero_grad()
+    batch_samples, _ = trainer.get_batch_samples(iter(micro_batches), len(micro_batches), torch.device("cpu"))
+    trainer.current_gradient_accumulation_steps = len(batch_samples)
+    logged = sum(trainer.training_step(trainer.model, batch).item() for batch in batch_samples)
+    return logged, torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+
+
+def test_step_scope_gradient_equals_one_large_micro_batch(models, tmp_path):
+    large = step_trainer(models, tmp_path / "large", "local", batch=8, accumulation=1)
+    rows = [large.train_dataset[i] for i in range(8)]
+    large_loss, large_grad = run_step(large, [large.data_collator(rows)])
+    small = step_trainer(models, tmp_path / "small", "step", batch=2, accumulation=4)
+    micro_batches = [small.data_collator(rows[i : i + 2]) for i in range(0, 8, 2)]
+    small_loss, small_grad = run_step(small, micro_batches)
+    assert small_loss == pytest.approx(large_loss, abs=1e-6)  # the logged loss is the true step loss
+    torch.testing.assert_close(small_grad, large_grad, rtol=1e-5, atol=1e-5)
+    assert large_grad.abs().sum() > 0
+    assert small._metrics["train"]["aot/sort_size"] == [8.0]  # logged once per step, over the whole step
+    # A per-micro-batch sort gives a different gradient: the step scope is not a no-op.
+    local = step_trainer(models, tmp_path / "local", "local", batch=2, accumulation=4)
+    _, local_grad = run_step(local, [local.data_collator(rows[i : i + 2]) for i in range(0, 8, 2)])
+    assert (local_grad - large_grad).abs().max() > 1e-4
+
+
+def step_worker(rank: int, ranks: int, init: str, folder: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=ranks)
+    try:
+        data = torch.load(f"{folder}/step.pt")
+        model = load(Path(data["model"])).train()
+        trainer = loss_path(AOTPairedTrainer, model, "step")
+        trainer._prepare_inputs = lambda inputs: inputs  # the batches are already on the CPU
+        micro_batches = data["parts"][rank]
+        batch_samples, _ = trainer.get_batch_samples(
+            iter(micro_batches), len(micro_batches), torch.device("cpu")
+        )
+        trainer.current_gradient_accumulation_steps = len(batch_samples)
+        logged = 0.0
+        for batch in batch_samples:  # what Trainer.training_step does around _compute_loss
+            loss = trainer._compute_loss(model, batch) / len(batch_samples)
+            loss.backward()
+            logged += loss.item()
+        grads = {name: p.grad for name, p in model.named_parameters()}
+        torch.save({"logged": logged, "grads": grads}, f"{folder}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_step_scope_across_two_ranks_equals_one_process_on_the_union(models, tmp_path):
+    trainer = paired_trainer(AOTPairedTrainer, models, tmp_path / "t")
+    batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), "paired")
+    # Each rank accumulates two micro-batches of two pairs.
+    parts = [
+        [paired_rows_of(batch, [0, 1]), paired_rows_of(batch, [2, 3])],
+        [paired_rows_of(batch, [4, 5]), paired_rows_of(batch, [6, 7])],
+    ]
+    torch.save({"model": str(models[0]), "parts": parts}, tmp_path / "step.pt")
+    mp.spawn(step_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    results = [torch.load(tmp_path / f"{rank}.pt") for rank in range(2)]
+    expected_loss, expected_grads, _ = single_process(AOTPairedTrainer, models[0], batch)
+    for result in results:
+        assert result["logged"] == pytest.approx(expected_loss.item(), abs=1e-6)
+    for name, grad in expected_grads.items():
+        averaged = (results[0]["grads"][name] + results[1]["grads"][name]) / 2
+        torch.testing.assert_close(averaged, grad, rtol=1e-5, atol=1e-5, msg=name)
