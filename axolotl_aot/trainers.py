@@ -105,7 +105,8 @@ class AOTLossMixin:
         all ranks, and store each micro-batch's exact weights (and reference log-probs) in it."""
         scored = []
         self.model.train()  # as training_step will: the first step comes before any training_step
-        with torch.no_grad():
+        # The same autocast as the gradient pass, so that both see the same rewards.
+        with torch.no_grad(), self.compute_loss_context_manager():
             for batch in batch_samples:
                 inputs = self._prepare_inputs(batch)
                 tensors = self._loss_inputs(self.model, inputs)
