@@ -1,6 +1,6 @@
 """Step time and peak memory of the AOT trainers against their baselines, side by side.
 
-    .venv/bin/python benchmarks/step_time.py --steps 30 --warmup 5
+    .venv/bin/python benchmarks/step_time.py --steps 30 --warmup 5 [--only N]
 
 1. rl: aot (world scope) vs axolotl's rl: dpo + dpo_loss_type: [aot] (TRL's AOT), same micro-batch;
 2. rl: aot_unpaired vs rl: kto on the same unpaired data (KTO pays a KL forward);
@@ -44,10 +44,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--only", type=int, choices=(1, 2, 3), help="run one comparison (1-based)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         models = build_models(Path(folder), options.hidden_size, options.layers)
-        for title, (ours, our_args), (base, base_args), shared in COMPARISONS:
+        chosen = [COMPARISONS[options.only - 1]] if options.only else COMPARISONS
+        for title, (ours, our_args), (base, base_args), shared in chosen:
             results = []
             for name, extra in ((ours, our_args), (base, base_args)):
                 args = {**shared, **extra, "max_steps": options.steps}
