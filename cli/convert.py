@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
+
+if TYPE_CHECKING:
+    from axolotl_aot.convert import ConversionStats
 
 LAYOUT_HELP = "Input layout: auto (per row), prompt, chat, hh."
 
@@ -91,7 +94,7 @@ def convert_dataset(
         _print_summary(src, dst, stats, rejects)
 
 
-def _print_summary(src: str, dst: Path, stats, rejects: Path | None) -> None:
+def _print_summary(src: str, dst: Path, stats: ConversionStats, rejects: Path | None) -> None:
     console.print(f"{src} -> {dst}", highlight=False)
     table = Table(show_header=True, header_style="bold")
     table.add_column("")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
+
+if TYPE_CHECKING:
+    from axolotl_aot.report import CheckpointReport
 
 
 def report(
@@ -56,7 +59,16 @@ def report(
         console.print(f"plot: {plot}", highlight=False)
 
 
-def _run(checkpoints, config, data, ref, out, batch_size, max_samples, quiet):
+def _run(
+    checkpoints: list[str],
+    config: Path,
+    data: Path | None,
+    ref: str | None,
+    out: Path,
+    batch_size: int,
+    max_samples: int | None,
+    quiet: bool,
+) -> tuple[list[CheckpointReport], list[Path]]:
     import datasets
     import torch
     import transformers
@@ -104,7 +116,7 @@ def _run(checkpoints, config, data, ref, out, batch_size, max_samples, quiet):
     return reports, lib.write_outputs(reports, out, settings)
 
 
-def _print_checkpoint(item) -> None:
+def _print_checkpoint(item: CheckpointReport) -> None:
     stats = item.rewards
     table = Table(
         title=f"{item.checkpoint}  ({item.n_pos} positive, {item.n_neg} negative)", title_justify="left"
@@ -130,7 +142,7 @@ def _print_checkpoint(item) -> None:
     console.print(f"verdict: {item.verdict}", style=style, highlight=False)
 
 
-def _print_trend(reports) -> None:
+def _print_trend(reports: list[CheckpointReport]) -> None:
     table = Table(title="over training", title_justify="left")
     table.add_column("checkpoint", no_wrap=True)
     for column in ("violation", "win rate", "min margin", "log-prob violation", "pair acc."):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json
+
+if TYPE_CHECKING:
+    from axolotl_aot.validate import Report
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -49,7 +52,7 @@ def validate(
     raise typer.Exit(0 if all(report.ok for report in reports) else 1)
 
 
-def _print_report(report) -> None:
+def _print_report(report: Report) -> None:
     errors = sum(p.severity == "error" for p in report.problems)
     verdict = "[bold green]OK[/]" if report.ok else f"[bold red]{errors} error(s)[/]"
     console.print(f"{report.path}: {verdict}", highlight=False)
