@@ -1,9 +1,19 @@
-# Two commands: `make test` (and, later, `make demo`). Both set up .venv on first use.
+# Two commands: `make test` and `make demo`. Both set up their venv on first use.
+# Two tested stacks, one suite:
+#   make test          .venv        Python 3.11, axolotl 0.19 (TRL 1.9), the CPU torch 2.13.0 build
+#   make test-latest   .venv-latest Python 3.12, the newest axolotl the pyproject admits, torch from
+#                                   the package index
+# Every target takes the venv (VENV=...) and its interpreter (PYTHON=...), so `make demo VENV=.venv-latest`
+# runs the demo on the newest stack.
 PYTHON ?= python3.11
-TORCH_VERSION := 2.13.0
+VENV ?= .venv
+# The torch build pinned before anything else is installed; empty: whatever axolotl's pins resolve to.
+TORCH_PIN ?= 2.13.0
 # Where the CPU build comes from when the machine's own pip sources lack it.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-VENV := .venv
+# Python 3.12 for the newest stack: python3.12 on PATH, else pyenv's.
+PYTHON_LATEST ?= $(shell command -v python3.12 >/dev/null 2>&1 && python3.12 -c '' 2>/dev/null && echo python3.12 \
+	|| ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -18,12 +28,16 @@ PAIRED_STEPS ?= 120
 UNPAIRED_STEPS ?= 160
 LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
 
-.PHONY: test demo lint format clean
+.PHONY: test test-latest demo lint format clean
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+test-latest:
+	@test -n "$(PYTHON_LATEST)" || { echo "make test-latest needs Python 3.12: install it (pyenv install 3.12) or pass PYTHON_LATEST=/path/to/python3.12"; exit 2; }
+	$(MAKE) test VENV=.venv-latest PYTHON=$(PYTHON_LATEST) TORCH_PIN=
 
 demo: $(STAMP)
 	@echo "== 1. the tiny local model"
@@ -58,21 +72,25 @@ format: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Without CUDA, torch is pinned to the CPU build first so that no dependency can pull
-# a multi-GB CUDA build; re-runs skip this until pyproject.toml changes.
+# Without CUDA, TORCH_PIN's CPU build is installed first so that no dependency can pull a
+# multi-GB CUDA build; with TORCH_PIN empty, pip resolves torch from axolotl's pins. Re-runs skip
+# this until pyproject.toml changes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	@if command -v nvidia-smi >/dev/null 2>&1; then \
-		echo "CUDA found: installing the default torch $(TORCH_VERSION) build"; \
-		$(BIN)/pip install "torch==$(TORCH_VERSION)"; \
+	@if [ -z "$(TORCH_PIN)" ]; then \
+		echo "installing the newest stack the pyproject admits (torch from the package index)"; \
+		$(BIN)/pip install -e ".[dev]"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "CUDA found: installing the default torch $(TORCH_PIN) build"; \
+		$(BIN)/pip install "torch==$(TORCH_PIN)"; \
 		$(BIN)/pip install -e ".[dev]"; \
 	else \
-		echo "no CUDA: pinning torch==$(TORCH_VERSION)+cpu"; \
-		echo "torch==$(TORCH_VERSION)+cpu" > $(VENV)/constraints-cpu.txt; \
-		$(BIN)/pip install --no-index --no-deps "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
-			|| $(BIN)/pip install --no-deps --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; \
+		echo "no CUDA: pinning torch==$(TORCH_PIN)+cpu"; \
+		echo "torch==$(TORCH_PIN)+cpu" > $(VENV)/constraints-cpu.txt; \
+		$(BIN)/pip install --no-index --no-deps "torch==$(TORCH_PIN)+cpu" 2>/dev/null \
+			|| $(BIN)/pip install --no-deps --extra-index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_PIN)+cpu"; \
 		$(BIN)/pip install -c $(VENV)/constraints-cpu.txt -e ".[dev]"; \
 	fi
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf .venv .venv-latest .pytest_cache .ruff_cache .hypothesis
