@@ -30,10 +30,13 @@ LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mi
 
 .PHONY: test test-latest demo lint format clean
 
+# The suite is mostly axolotl trainings in subprocesses: one pytest worker per core.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-latest:
 	@test -n "$(PYTHON_LATEST)" || { echo "make test-latest needs Python 3.12: install it (pyenv install 3.12) or pass PYTHON_LATEST=/path/to/python3.12"; exit 2; }

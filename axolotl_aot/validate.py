@@ -19,9 +19,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from axolotl_aot import PLUGIN
 from axolotl_aot.records import is_local, iter_records
 
-PLUGIN = "axolotl_aot.AOTPlugin"
 AOT_RL = {"aot": "paired", "aot_unpaired": "unpaired"}
 AOT_RL_NAME = {mode: rl for rl, mode in AOT_RL.items()}
 FAMILY = {"paired": "dpo", "unpaired": "kto"}
@@ -97,21 +97,22 @@ def _read_yaml(report: Report) -> dict[str, Any] | None:
 
 
 def _plugin_ready(raw: dict[str, Any], report: Report) -> bool:
-    plugins = raw.get("plugins") or []
-    if PLUGIN not in plugins:
-        report.add(
-            "error",
-            "plugins",
-            f"rl: {raw.get('rl')} needs the AOT plugin; add `plugins: [{PLUGIN}]` "
-            "(without it axolotl ignores the aot_* keys and rejects the rl value)",
-        )
-        return False
     try:
         from axolotl.integrations.base import load_plugin
 
         load_plugin(PLUGIN)
+        from axolotl_aot.compat import plugin_autoloaded
     except Exception as err:  # an import error of any kind means axolotl would skip the plugin
         report.add("error", "plugins", f"{PLUGIN} cannot be imported ({err}); reinstall axolotl-aot")
+        return False
+    if PLUGIN not in (raw.get("plugins") or []) and not plugin_autoloaded():
+        report.add(
+            "error",
+            "plugins",
+            f"rl: {raw.get('rl')} needs the AOT plugin; add `plugins: [{PLUGIN}]` "
+            "(this axolotl loads only the plugins a config lists, so without it axolotl ignores the "
+            "aot_* keys and rejects the rl value; axolotl >= 0.21 loads the installed plugin by itself)",
+        )
         return False
     return True
 

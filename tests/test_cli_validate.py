@@ -48,7 +48,6 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "key", "text"),
     [
-        ({"plugins": None}, "plugins", "add `plugins: [axolotl_aot.AOTPlugin]`"),
         ({"aot_cost": "hinge"}, "aot_cost", "Input should be 'logistic', 'squared_hinge' or 'least_squares'"),
         ({"sample_packing": True}, "", "sample_packing: True cannot be used with rl: aot"),
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,7 @@ def test_make_demo_pipeline_learns_on_held_out_data(tmp_path, tiny_model):
         [
             "make",
             "demo",
+            f"VENV={sys.prefix}",  # the venv running the suite: .venv or .venv-latest
             f"TINY_MODEL={tiny_model}",
             f"DEMO_OUT={out}",
             "PAIRED_STEPS=80",
