@@ -7,6 +7,7 @@ than from ``axolotl_aot.compat``: ignoring the difference fails the test on one 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
@@ -54,8 +55,10 @@ def test_rl_aot_without_plugins_line_trains_only_on_axolotl_021(tmp_path, tiny_m
 
 
 def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_path, tiny_model):
+    hide = Path(__file__).parent / "hide_entry_point.py"
+    env = {**os.environ, "AXOLOTL_LOG_LEVEL": "INFO", "LOG_LEVEL": "INFO"}  # axolotl logs plugin loading
     runs = {}
-    for name in ("with", "without"):
+    for name, launcher in (("with", ["-m"]), ("without", [str(hide)])):
         (tmp_path / name).mkdir()
         config = make_config(
             tmp_path / name,
@@ -67,15 +70,12 @@ def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_pa
             aot_cost=None,
             aot_sort_scope=None,
         )
-        if name == "with":
-            done = train(config)
-        else:
-            hide = Path(__file__).parent / "hide_entry_point.py"
-            command = [sys.executable, str(hide), "axolotl.cli.train", str(config)]
-            done = subprocess.run(command, cwd=config.parent, capture_output=True, text=True, timeout=900)
+        command = [sys.executable, *launcher, "axolotl.cli.train", str(config)]
+        done = subprocess.run(
+            command, cwd=config.parent, env=env, capture_output=True, text=True, timeout=900
+        )
         assert done.returncode == 0, done.stderr[-4000:]
-        output = done.stdout + done.stderr
-        assert (LOADED in output) is (LOADS_ENTRY_POINTS and name == "with"), name
+        assert (LOADED in done.stdout + done.stderr) is (LOADS_ENTRY_POINTS and name == "with"), name
         runs[name] = [entry["loss"] for entry in log_history(tmp_path / name / "out") if "loss" in entry]
     assert len(runs["with"]) == 3
     assert runs["with"] == runs["without"]
