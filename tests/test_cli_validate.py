@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from axolotl_runs import tiny_config as tiny
+from axolotl_runs import tiny_config
 from typer.testing import CliRunner
 
 from axolotl_aot_cli.app import app
@@ -17,13 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
+@pytest.fixture
+def tiny(tiny_model: Path) -> Callable[..., Path]:
+    """``tiny_config`` training the tiny model built for the session (its tokenizer renders chat types)."""
+    return functools.partial(tiny_config, base_model=str(tiny_model))
+
+
 def problems(path: Path, *extra: str) -> tuple[int, list[dict]]:
     result = runner.invoke(app, ["validate", str(path), "--json", *extra])
     return result.exit_code, json.loads(result.stdout)[0]["problems"]
 
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])
-def test_tiny_configs_pass_with_no_problem(tmp_path, mode):
+def test_tiny_configs_pass_with_no_problem(tmp_path, mode, tiny):
     assert problems(tiny(tmp_path, mode)) == (0, [])
 
 
@@ -67,13 +75,13 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path):
         ),
     ],
 )
-def test_errors_name_the_key(tmp_path, changes, key, text):
+def test_errors_name_the_key(tmp_path, changes, key, text, tiny):
     code, found = problems(tiny(tmp_path, **changes))
     assert code == 1
     assert any(p["severity"] == "error" and p["key"] == key and text in p["message"] for p in found), found
 
 
-def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
+def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path, tiny):
     paired_type = [
         {"path": str(ROOT / "axolotl_aot/data/parity_paired_train.jsonl"), "type": "chat_template.default"}
     ]
@@ -92,7 +100,7 @@ def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
     assert "its columns are prompt, chosen, rejected" in message
 
 
-def test_warnings_do_not_fail(tmp_path):
+def test_warnings_do_not_fail(tmp_path, tiny):
     code, found = problems(tiny(tmp_path, rl_beta=5.0, micro_batch_size=4), "--num-gpus", "2")
     assert code == 0
     assert {p["key"] for p in found if p["severity"] == "warning"} == {"rl_beta", "micro_batch_size"}
@@ -106,7 +114,7 @@ def test_warnings_do_not_fail(tmp_path):
     assert code == 0 and found == []  # 2 x 2 ranks x 4 accumulation steps = 16 pairs per sort
 
 
-def test_not_an_aot_config_and_missing_file(tmp_path):
+def test_not_an_aot_config_and_missing_file(tmp_path, tiny):
     code, found = problems(tiny(tmp_path, rl="dpo"))
     assert code == 1 and found[0]["key"] == "rl"
     result = runner.invoke(app, ["validate", str(tmp_path / "nope.yml")])
@@ -120,7 +128,7 @@ def test_help_and_usage_errors():
     assert runner.invoke(app, ["validate", "x.yml", "--num-gpus", "0"]).exit_code == 2
 
 
-def test_installed_executable(tmp_path):
+def test_installed_executable(tmp_path, tiny):
     done = subprocess.run(
         [Path(sys.executable).parent / "aot-cli", "validate", tiny(tmp_path), "--json"],
         capture_output=True,
