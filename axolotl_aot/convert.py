@@ -18,9 +18,9 @@ says why. The output streams to a temporary file renamed into place at the end (
 umask's mode), so an interrupted run leaves no partial file; memory stays bounded (8 bytes of
 offset per output row, plus a hash per row with ``dedupe``).
 
-A file mixing chat and ``prompt`` rows is written all as chat (a string prompt becomes a
-user turn after its ``system`` turn, a string answer an assistant turn), since one column
-cannot hold both; ``hh`` transcripts mixed with chat rows are refused.
+A file mixing chat rows with string rows is written all as chat, since one column cannot
+hold both: a ``prompt`` row's prompt becomes a user turn after its ``system`` turn, an ``hh``
+prompt its Human/Assistant turns, an answer one assistant turn.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import tempfile
 from array import array
 from collections import Counter
@@ -54,8 +55,7 @@ PARQUET_BATCH = 8192
 # None: no type, the columns train as written.
 CHAT_TYPE = "axolotl_aot_chat.unpaired"
 DATASET_TYPES: dict[frozenset[str], str | None] = {
-    frozenset({"chat"}): CHAT_TYPE,
-    frozenset({"chat", "prompt"}): CHAT_TYPE,  # written all as chat
+    **{frozenset({"chat", *strings}): CHAT_TYPE for strings in ((), ("prompt",), ("hh",), ("prompt", "hh"))},
     frozenset({"prompt"}): "chatml.prompt_pairs",
     frozenset({"hh"}): None,
     frozenset({"prompt", "hh"}): None,
@@ -264,7 +264,7 @@ def convert_dataset(
             raise ValueError(
                 f"--strict: {stats.rows_dropped} of {stats.rows_read} rows would be dropped ({reasons})"
             )
-        as_chat = _mixing(stats, dst)
+        as_chat = _mixing(stats)
         order = _output_order(labels, stats, seed, balance)
         rows_file.flush()
         _finalize(rows_file, offsets, order, dst, as_chat)
@@ -332,17 +332,9 @@ def _renamed(records: Iterator[Record], columns: dict[str, str]) -> Iterator[Rec
         yield Record(record.index, row, record.error, record.raw)
 
 
-def _mixing(stats: ConversionStats, dst: Path) -> bool:
-    """Whether to write string rows as chat; raise if the written layouts cannot share one file."""
-    found = set(stats.layouts)
-    if "chat" in found and "hh" in found:
-        counts = ", ".join(f"{n} {name}" for name, n in stats.layouts.most_common())
-        raise ValueError(
-            f"the rows mix chat messages and Human/Assistant transcripts ({counts}), which cannot share "
-            f"the prompt and completion columns of {dst.name}: convert each layout to its own file with "
-            "--format chat and --format hh"
-        )
-    return found == {"chat", "prompt"}
+def _mixing(stats: ConversionStats) -> bool:
+    """Whether string rows are written as chat: when chat rows share the file."""
+    return "chat" in stats.layouts and len(stats.layouts) > 1
 
 
 def _convert_rows(
@@ -477,12 +469,23 @@ def _lines_in_order(source: Any, offsets: array, order: list[int] | None) -> Ite
 
 
 def _chat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A ``prompt``-layout row as chat messages, its ``system`` column as the first turn."""
-    prompt = as_messages(row["prompt"], "user")
-    system = row.pop("system", None)
-    if system and isinstance(row["prompt"], str):
-        prompt = [{"role": "system", "content": system}, *prompt]
+    """A string row as chat messages: a ``system`` column is the first turn, an hh prompt its turns."""
+    prompt = row["prompt"]
+    if isinstance(prompt, str):
+        system = row.pop("system", None)
+        turns = _hh_turns(prompt) if prompt.endswith(ASSISTANT) else as_messages(prompt, "user")
+        prompt = ([{"role": "system", "content": system}] if system else []) + turns
     return {**row, "prompt": prompt, "completion": as_messages(row["completion"], "assistant")}
+
+
+def _hh_turns(prompt: str) -> list[dict[str, str]]:
+    """The turns of a Human/Assistant transcript ending with the answer's empty ``Assistant:``."""
+    head, *parts = re.split(r"\n\n(Human|Assistant):", prompt.removesuffix(ASSISTANT))
+    turns = [{"role": "system", "content": head.strip()}] if head.strip() else []
+    roles = {"Human": "user", "Assistant": "assistant"}
+    return turns + [
+        {"role": roles[r], "content": c.strip()} for r, c in zip(parts[::2], parts[1::2], strict=True)
+    ]
 
 
 def _write_parquet(rows: Callable[[], Iterator[dict[str, Any]]], path: str) -> None:

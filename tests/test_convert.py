@@ -17,6 +17,12 @@ from axolotl_aot.convert import convert_dataset
 from axolotl_aot_cli.app import app
 
 USER = {"role": "user", "content": "hi"}
+USER_P1 = {"role": "user", "content": "p1"}
+
+
+def answer(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
 HH_PROMPT = "\n\nHuman: a\n\nAssistant: b\n\nHuman: what color is the sky?\n\nAssistant:"
 
 GOOD = [
@@ -87,23 +93,24 @@ def test_accounting_is_exact_on_a_file_mixing_every_layout(tmp_path):
         by_pair.setdefault(row["pair_id"], {})[row["label"]] = row
     assert len(by_pair) == len(GOOD)
     pairs = [by_pair[k] for k in sorted(by_pair)]
-    assert pairs[0][True] == {"prompt": "p1", "completion": "a", "label": True, "pair_id": 0}
+    # Chat rows share the file, so string rows are written as chat too (one column type per column).
+    assert pairs[0][True] == {"prompt": [USER_P1], "completion": [answer("a")], "label": True, "pair_id": 0}
     assert pairs[1][False] == {
-        "prompt": "q2",
-        "completion": "no",
+        "prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q2"}],
+        "completion": [answer("no")],
         "label": False,
         "pair_id": 2,
-        "system": "be brief",
     }
-    assert pairs[2][True]["prompt"] == [USER] and pairs[2][True]["completion"] == [
-        {"role": "assistant", "content": "A"}
+    assert pairs[2][True]["prompt"] == [USER] and pairs[2][True]["completion"] == [answer("A")]
+    assert pairs[3][False]["prompt"] == [USER] and pairs[3][False]["completion"] == [answer("C")]
+    assert pairs[4][True]["prompt"] == [USER] and pairs[4][False]["completion"] == [answer("go away")]
+    assert pairs[5][True]["prompt"] == [
+        {"role": "user", "content": "a"},
+        answer("b"),
+        {"role": "user", "content": "what color is the sky?"},
     ]
-    assert pairs[3][False]["prompt"] == [USER] and pairs[3][False]["completion"][0]["content"] == "C"
-    assert (
-        pairs[4][True]["prompt"] == "\n\nHuman: hi\n\nAssistant:"
-        and pairs[4][False]["completion"] == "go away"
-    )
-    assert pairs[5][True]["prompt"] == HH_PROMPT and pairs[5][True]["completion"] == "The sky is blue"
+    assert pairs[5][True]["completion"] == [answer("The sky is blue")]
+    assert stats.dataset_type == "axolotl_aot_chat.unpaired"
     rejects = read_jsonl(tmp_path / "rejects.jsonl")
     assert Counter(r["reason"].split(":")[0] for r in rejects) == Counter(r.split(":")[0] for _, r in BAD)
     undecodable = next(r for r in rejects if r["reason"].startswith("undecodable"))
@@ -224,7 +231,10 @@ def test_cli_happy_path_and_json(tmp_path):
         (["mixed.jsonl", "out.txt"], 1, "the output format follows its extension: use .jsonl or .parquet"),
         (["mixed.jsonl", "out.jsonl", "--format", "xml"], 2, "must be one of auto, prompt, chat, hh"),
         (["mixed.jsonl", "out.jsonl", "--strict"], 1, "--strict: 9 of 15 rows would be dropped"),
-        (["mixed.jsonl", "mixed.jsonl"], 1, "mixed.jsonl exists; pass --overwrite to replace it"),
+        (["mixed.jsonl", "mixed.jsonl", "--overwrite"], 1, "DST mixed.jsonl is the source file"),
+        (["mixed.jsonl", "out.jsonl", "--rejects", "./mixed.jsonl"], 1, "--rejects mixed.jsonl is the source"),
+        (["mixed.jsonl", "o.jsonl", "--rejects", "o.jsonl"], 1, "--rejects o.jsonl is the output file too"),
+        (["mixed.jsonl", "out.jsonl", "--column", "chosen"], 2, "is not FIELD=COLUMN"),
         (["mixed.jsonl", "out.jsonl", "--limit", "0"], 2, "--limit"),
     ],
 )
