@@ -136,3 +136,84 @@ def test_installed_executable(tmp_path, tiny):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("key", "nearest"), [("aot_cots", "aot_cost"), ("aot_sort_scop", "aot_sort_scope"), ("rl_bta", "rl_beta")]
+)
+def test_a_misspelt_key_is_an_error_naming_the_nearest_key(tmp_path, tiny, key, nearest):
+    code, found = problems(tiny(tmp_path, **{key: 1}))
+    assert code == 1
+    assert found == [
+        {
+            "severity": "error",
+            "key": key,
+            "message": f"unknown key {key!r}; did you mean {nearest!r}? (axolotl ignores unknown keys, "
+            f"so the run would use the default {nearest})",
+        }
+    ]
+
+
+def test_an_unknown_key_like_no_other_is_a_warning(tmp_path, tiny):
+    code, found = problems(tiny(tmp_path, my_notes="x"))
+    assert (code, found) == (
+        0,
+        [{"severity": "warning", "key": "my_notes", "message": "unknown key 'my_notes': axolotl ignores it"}],
+    )
+
+
+def test_a_missing_local_base_model_is_an_error(tmp_path, tiny):
+    code, found = problems(tiny(tmp_path, base_model="./models/none"))
+    assert code == 1
+    assert found[0]["key"] == "base_model"
+    assert found[0]["message"].startswith(
+        "./models/none: no such file or folder; build or download the model"
+    )
+
+
+def test_relative_paths_are_read_from_the_current_directory_as_axolotl_does(tmp_path, tiny, monkeypatch):
+    (tmp_path / "cfgs").mkdir()
+    data = tmp_path / "cfgs" / "train.jsonl"
+    data.write_text((ROOT / "axolotl_aot/data/parity_paired_train.jsonl").read_text())
+    config = tiny(
+        tmp_path / "cfgs",
+        datasets=[{"path": "train.jsonl", "type": "chatml.prompt_pairs"}],
+        test_datasets=None,
+    )
+    monkeypatch.chdir(tmp_path)
+    code, found = problems(config)
+    assert code == 1
+    assert found[0]["key"] == "datasets[0].path"
+    assert found[0]["message"] == (
+        f"train.jsonl: no such file or folder; it exists beside the config ({data}), but axolotl.cli.train "
+        f"reads relative paths from the current directory ({tmp_path}): run from {data.parent} or give an "
+        "absolute path"
+    )
+    monkeypatch.chdir(tmp_path / "cfgs")
+    assert problems(config) == (0, [])
+
+
+def test_a_malformed_rl_fails_its_file_and_the_others_are_still_checked(tmp_path, tiny):
+    (tmp_path / "a").mkdir()
+    bad, good = tiny(tmp_path / "a", rl=["aot"]), tiny(tmp_path)
+    result = runner.invoke(app, ["validate", str(bad), str(good), "--json"])
+    assert result.exit_code == 1
+    first, second = json.loads(result.stdout)
+    assert first["problems"] == [
+        {
+            "severity": "error",
+            "key": "rl",
+            "message": "rl is a list (['aot']), not aot or aot_unpaired: this is not an AOT config",
+        }
+    ]
+    assert second["ok"] is True and second["problems"] == []
+
+
+def test_messages_print_verbatim(tmp_path, tiny):
+    (tmp_path / "in[v2]").mkdir()
+    config = tiny(tmp_path / "in[v2]", plugins=None)
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert f"{config}: 1 error(s)" in output
+    assert "add `plugins: [axolotl_aot.AOTPlugin]`" in output
