@@ -18,7 +18,10 @@ def user_text(i: int) -> str:
 
 
 def answers(i: int) -> tuple[str, str]:
-    return f"Yes, {100 + i} is even.", f"No, {100 + i} is odd."
+    """(chosen, rejected): the right and the wrong parity of 100 + i."""
+    n = 100 + i
+    even, odd = f"Yes, {n} is even.", f"No, {n} is odd."
+    return (even, odd) if n % 2 == 0 else (odd, even)
 
 
 def prompt_turns(i: int) -> list[dict[str, str]]:
@@ -42,6 +45,7 @@ def uf_row(i: int) -> dict[str, Any]:
     }
 
 
-def write_uf(path: Path, n: int = 8) -> Path:
-    path.write_text("".join(json.dumps(uf_row(i)) + "\n" for i in range(n)))
+def write_uf(path: Path, n: int = 8, start: int = 0) -> Path:
+    """Rows ``start`` to ``start + n - 1`` as JSON Lines (docs/ultrafeedback_*.jsonl: 0-95 and 900-923)."""
+    path.write_text("".join(json.dumps(uf_row(i)) + "\n" for i in range(start, start + n)))
     return path
