@@ -4,7 +4,9 @@ A row is ``prompt`` (messages, or a string taken as one user turn, with an optio
 ``system`` column) and ``completion`` (the assistant turn(s) that follow, or a string taken
 as one assistant turn). The prompt is rendered with ``add_generation_prompt=True``; the
 completion is what rendering prompt + completion adds after it, so it carries the
-template's end-of-turn markers exactly as the model will see them at inference.
+template's end-of-turn markers exactly as the model will see them at inference, less the
+whitespace after the last one (as axolotl's ``chat_template`` types do): TRL's KTO trainer
+appends the EOS token to a text completion that does not end with it.
 
 Axolotl resolves ``type: module.function`` only for a top-level module, so the dataset type
 itself lives in the top-level module ``axolotl_aot_chat`` (``type: axolotl_aot_chat.unpaired``).
@@ -47,4 +49,4 @@ def render_unpaired(
             "the chat template renders the prompt differently when an answer follows it, so the completion "
             "cannot be cut from the full conversation; set `chat_template:` to a template without this quirk"
         )
-    return head, whole[len(head) :]
+    return head, whole[len(head) :].rstrip()

@@ -39,12 +39,12 @@ def test_rendering_uses_the_template_for_system_multi_turn_and_string_rows(token
     ]
     prompt, completion = render_unpaired(tokenizer, turns, follow)
     assert prompt == chatml(turns) + f"{START}assistant\n"
-    assert completion == f"A{END}\n{START}user\nB?{END}\n{START}assistant\nC{END}\n"
+    assert completion == f"A{END}\n{START}user\nB?{END}\n{START}assistant\nC{END}"
     prompt, completion = render_unpaired(tokenizer, "Q", "A", system="S")
     assert (prompt, completion) == (
         chatml([{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}])
         + f"{START}assistant\n",
-        f"A{END}\n",
+        f"A{END}",
     )
 
 
@@ -186,7 +186,7 @@ def test_ultrafeedback_to_a_trained_unpaired_model(tmp_path, tiny_model):
                 for r in rows
                 if r["label"] is label and r["prompt"] == chatml(prompt_turns(i)) + f"{START}assistant\n"
             ]
-            assert chat["completion"] == f"{answer}{END}\n"
+            assert chat["completion"] == f"{answer}{END}"  # ends with EOS: TRL appends none
             (plain,) = [r for r in rows if r["label"] is label and f"Plain {user_text(i)}" in r["prompt"]]
             assert (
                 plain["prompt"]
