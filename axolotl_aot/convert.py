@@ -243,10 +243,10 @@ def convert_dataset(
     ``columns`` maps a field this reads (``prompt``, ``chosen``, ...) to the source column holding it.
     Raises ``ValueError`` (nothing written) when no pair can be converted.
     """
-    dst, rejects = Path(dst), Path(rejects) if rejects else None
-    _check_destinations(src, dst, rejects, overwrite)
     if layout not in LAYOUTS:
         raise ValueError(f"--format must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+    dst, rejects = Path(dst), Path(rejects) if rejects else None
+    _check_destinations(src, dst, rejects, overwrite)
     stats = ConversionStats()
     with ExitStack() as cleanup:
         rows_file = cleanup.enter_context(_scratch(dst.parent))
@@ -322,7 +322,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _renamed(records: Iterator[Record], columns: dict[str, str]) -> Iterator[Record]:
-    """Rows with each source column of ``columns`` (field -> column) under its field's name."""
+    """Rows with the source column of each field of ``columns`` (field -> column) under the field's name,
+    replacing a column already named like the field."""
     for record in records:
         if record.row is None:
             yield record

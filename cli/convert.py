@@ -59,8 +59,9 @@ def convert_dataset(
     `datasets:` entry that trains the output under rl: aot_unpaired. The output appears only
     when the conversion finished (written to a temporary file, then renamed).
 
-    Exit code 0: written; 1: nothing written (no pair converted, --strict with drops, a
-    destination that would overwrite the source or the rejects, unreadable input); 2: bad options.
+    Exit code 0: written; 1: nothing written (no pair converted, --strict with drops, DST or
+    --rejects that is the source, each other, a folder or in a folder that cannot be created,
+    unreadable input); 2: bad options.
 
     Example: aot-cli convert-dataset paired.jsonl unpaired.jsonl --rejects dropped.jsonl
     """
