@@ -199,3 +199,9 @@ def test_ultrafeedback_to_a_trained_unpaired_model(tmp_path, tiny_model):
                 + f"{START}assistant\n"
             )
             assert plain["completion"] == f"{answer}{END}"
+
+
+def test_the_readme_samples_are_what_the_helper_writes(tmp_path):
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    for name, n, start in (("ultrafeedback_train.jsonl", 96, 0), ("ultrafeedback_test.jsonl", 24, 900)):
+        assert write_uf(tmp_path / name, n, start).read_text() == (docs / name).read_text(), name
