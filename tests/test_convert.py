@@ -234,6 +234,7 @@ def test_cli_happy_path_and_json(tmp_path):
     ("args", "code", "message"),
     [
         (["missing.jsonl", "out.jsonl"], 1, "missing.jsonl: no such file or folder"),
+        (["in[v2]/missing.jsonl", "out.jsonl"], 1, "in[v2]/missing.jsonl: no such file or folder"),
         (["mixed.jsonl", "out.txt"], 1, "the output format follows its extension: use .jsonl or .parquet"),
         (["mixed.jsonl", "out.jsonl", "--format", "xml"], 2, "must be one of auto, prompt, chat, hh"),
         (["mixed.jsonl", "out.jsonl", "--strict"], 1, "--strict: 9 of 15 rows would be dropped"),
