@@ -369,17 +369,26 @@ def _rendering_problem(source: dict[str, Any], row: dict[str, Any], mode: str) -
     user = _user_text(source)
     if user and user.strip() not in row["prompt"]:
         return f"the prompt {row['prompt'][:60]!r} does not contain the row's user text {user[:40]!r}"
+    chosen = source.get("chosen")
+    answer = _user_text({"chosen": chosen}, ("chosen",), "assistant") if isinstance(chosen, list) else None
+    if mode == "paired" and answer and answer.strip() in row["prompt"]:
+        return (
+            f"the prompt contains the chosen answer {answer[:40]!r}: the type reads the prompt from a column "
+            "holding the whole conversation (UltraFeedback's messages)"
+        )
     return None
 
 
-def _user_text(row: dict[str, Any]) -> str | None:
-    """The last user turn of a source row: its prompt/question/instruction text or message list."""
-    for column in ("prompt", "question", "instruction"):
+def _user_text(
+    row: dict[str, Any], columns: tuple[str, ...] = ("prompt", "question", "instruction"), role: str = "user"
+) -> str | None:
+    """The last ``role`` turn of a source row: the first of ``columns`` that is text or a message list."""
+    for column in columns:
         value = row.get(column)
         if isinstance(value, str) and value.strip():
             return value
         if isinstance(value, list):
-            turns = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+            turns = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == role]
             if turns and isinstance(turns[-1], str):
                 return turns[-1]
     return None

@@ -126,6 +126,7 @@ def test_validate_passes_the_suggested_chat_type(chat_config):
     [
         ("chat_template.argilla_chat", 0, None),
         ("chatml.prompt_pairs", 1, "chosen holds the Python text of a message list"),
+        ("chat_template.default", 1, "the prompt contains the chosen answer 'Yes, 100 is even.'"),
     ],
 )
 def test_validate_paired_chat_rows(tmp_path, tiny_model, dataset_type, code, message):
