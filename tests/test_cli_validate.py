@@ -210,9 +210,9 @@ def test_a_malformed_rl_fails_its_file_and_the_others_are_still_checked(tmp_path
 
 def test_messages_print_verbatim(tmp_path, tiny):
     (tmp_path / "in[v2]").mkdir()
-    config = tiny(tmp_path / "in[v2]", plugins=None)
+    config = tiny(tmp_path / "in[v2]", rl=["aot"])
     result = runner.invoke(app, ["validate", str(config)])
     assert result.exit_code == 1
-    output = " ".join(result.output.split())
-    assert f"{config}: 1 error(s)" in output
-    assert "add `plugins: [axolotl_aot.AOTPlugin]`" in output
+    output = "".join(result.output.split())  # rich may wrap a long path anywhere
+    assert "".join(f"{config}: 1 error(s)".split()) in output
+    assert "rlisalist(['aot'])" in output
