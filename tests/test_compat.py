@@ -13,12 +13,15 @@ import sys
 from importlib.metadata import entry_points, version
 from pathlib import Path
 
+import pytest
 from axolotl_runs import make_config, tiny_config, train
 from packaging.version import Version
+from pydantic import ValidationError
 from test_cli_validate import problems
 from test_train_e2e import check_run, log_history
 
 from axolotl_aot import compat
+from axolotl_aot.config import load_and_validate
 from axolotl_aot.plugin import AOTPlugin
 
 LOADS_ENTRY_POINTS = Version(version("axolotl")) >= Version("0.21")
@@ -33,6 +36,15 @@ def test_the_distribution_declares_the_plugin_entry_point():
 
 def test_plugin_autoloaded_on_axolotl_021_only():
     assert compat.plugin_autoloaded() is LOADS_ENTRY_POINTS
+
+
+def test_config_loads_rl_aot_without_plugins_line_only_on_axolotl_021(tmp_path):
+    config = tiny_config(tmp_path, plugins=None)
+    if LOADS_ENTRY_POINTS:
+        assert load_and_validate(config).aot_mode == "paired"
+    else:  # axolotl 0.19 validates rl against its own enum
+        with pytest.raises(ValidationError, match="rl"):
+            load_and_validate(config)
 
 
 def test_validate_requires_the_plugins_line_only_where_axolotl_does_not_load_it(tmp_path):
