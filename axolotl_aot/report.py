@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from axolotl_aot.compat import drop_trl_ref_adapter
 from axolotl_aot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.evaluation import Scores, aot_loss, eval_metrics
 from axolotl_aot.losses import COSTS
@@ -325,22 +326,25 @@ def _scoring_trainer(
     if data_mode(cfg) == "paired":
         from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
 
-        return AOTPairedTrainer(
+        trainer = AOTPairedTrainer(
             model,
             reference,
             args=AxolotlDPOConfig(**common),
             train_dataset=dataset,
             processing_class=tokenizer,
         )
-    from axolotl.core.training_args import AxolotlKTOConfig
+    else:
+        from axolotl.core.training_args import AxolotlKTOConfig
 
-    return AOTUnpairedTrainer(
-        model,
-        reference,
-        args=AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired"),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-    )
+        trainer = AOTUnpairedTrainer(
+            model,
+            reference,
+            args=AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired"),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
+    drop_trl_ref_adapter(trainer.model)  # the reference of an adapter is its base
+    return trainer
 
 
 def _length_buckets(tokenized: Any, batch_size: int, paired: bool) -> Iterator[list[int]]:

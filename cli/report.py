@@ -77,10 +77,10 @@ def report(
     plots (reward CDFs and quantile curves per checkpoint, the last checkpoints of all runs
     overlaid, the violation fraction across checkpoints) to --out.
 
-    Example, one run: aot-cli report "outputs/tiny-aot/checkpoint-\*" --config example_yamls/tiny/aot.yml
+    Example: aot-cli report "outputs/tiny-aot/checkpoint-\*" --config example_yamls/tiny/aot.yml
     --data axolotl_aot/data/parity_paired_test.jsonl
 
-    Example, two runs: aot-cli report --run dpo="outputs/dpo/checkpoint-\*" --config dpo=dpo.yml
+    Two runs side by side: aot-cli report --run dpo="outputs/dpo/checkpoint-\*" --config dpo=dpo.yml
     --run aot="outputs/aot/checkpoint-\*" --config aot=example_yamls/tiny/aot.yml
     --data axolotl_aot/data/parity_paired_test.jsonl
     """
@@ -247,7 +247,7 @@ def _print_trend(runs: list[RunReport]) -> None:
         table.add_column(column, justify="right")
     for run in runs:
         reference = run.checkpoints[0].ref_logp_violation
-        table.add_row(run.name, "reference", "-", "-", "-", f"{reference:.3f}", "-")
+        table.add_row(f"{run.name} ({run.method})", "reference", "-", "-", "-", f"{reference:.3f}", "-")
         for item in run.checkpoints:
             accuracy = f"{item.pair_accuracy:.3f}" if item.pair_accuracy is not None else "-"
             table.add_row(

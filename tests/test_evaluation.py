@@ -296,9 +296,8 @@ def test_unpaired_lora_eval_of_label_ordered_rows_equals_the_report(tiny_model, 
     assert done.returncode == 0, done.stderr[-4000:]
     logged = eval_logs(tmp_path / "out")[2]
     assert logged["eval_aot/sort_size"] == 30
-    (run,) = report_json(
-        str(tmp_path / "out/checkpoint-2"), "--config", str(config), "--data", str(test_file)
-    )
+    runs = report_json(str(tmp_path / "out/checkpoint-2"), "--config", str(config), "--data", str(test_file))
+    (run,) = runs.values()
     assert_logged_equals_report(logged, run["checkpoints"][0]["metrics"])
 
 
