@@ -276,7 +276,7 @@ def test_load_best_model_at_end_keeps_the_lowest_violation(paired_run):
     assert any(not torch.equal(final[k], last[k]) for k in last)
 
 
-def test_unpaired_lora_eval_of_label_ordered_rows_equals_the_report(tiny_model, tmp_path):
+def test_unpaired_lora_step_scope_eval_of_label_ordered_rows_equals_the_report(tiny_model, tmp_path):
     rows = sorted(jsonl(DATA / "parity_unpaired_test.jsonl")[:30], key=lambda row: not row["label"])
     test_file = write_jsonl(tmp_path / "test.jsonl", rows)  # positives first: one-sided batches of 8
     config = make_config(
@@ -286,7 +286,9 @@ def test_unpaired_lora_eval_of_label_ordered_rows_equals_the_report(tiny_model, 
         max_steps=2,
         eval_steps=2,
         eval_batch_size=8,
-        micro_batch_size=8,
+        micro_batch_size=4,
+        gradient_accumulation_steps=2,
+        aot_sort_scope="step",  # training's scoring pass and evaluation do not mix
         **LORA,
     )
     cfg = yaml.safe_load(config.read_text())
