@@ -16,9 +16,13 @@ What differs and how it is handled:
 - TRL 1.14's ``compute_ref_log_probs`` wraps ``_compute_ref_log_probs`` (for Liger's chunked path,
   which the AOT trainers reject); the public method behaves the same on both stacks, so only it is
   called.
+- Given a trained PEFT adapter and no reference model, TRL (1.9 and 1.14) copies the adapter into a
+  frozen "ref" adapter and scores the reference with it (``drop_trl_ref_adapter``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
 from axolotl.core.trainers.dpo.trainer import AxolotlDPOTrainer
@@ -35,6 +39,7 @@ __all__ = [
     "AxolotlDPOTrainer",
     "AxolotlKTOConfig",
     "AxolotlKTOTrainer",
+    "drop_trl_ref_adapter",
     "load_split",
     "plugin_autoloaded",
     "selective_log_softmax",
@@ -52,3 +57,19 @@ def plugin_autoloaded() -> bool:
     if not hasattr(base, "get_builtin_plugins"):  # axolotl < 0.21: no entry-point plugins
         return False
     return PLUGIN in base.get_builtin_plugins()
+
+
+TRL_REF_ADAPTER = "ref"
+
+
+def drop_trl_ref_adapter(model: Any) -> None:
+    """Make TRL score the reference of a trained PEFT adapter with the adapter disabled.
+
+    Given a ``PeftModel`` and no reference model, TRL's DPO and KTO trainers (1.9 and 1.14)
+    copy the adapter into a frozen adapter named "ref" and compute reference log-probs with
+    it. In training the copy is the fresh, zero-initialised adapter, i.e. the base model;
+    for an already trained adapter it is the adapter itself, and every reward would be 0.
+    Without the copy TRL disables the adapter: the reference is the base, as it was in training.
+    """
+    if TRL_REF_ADAPTER in getattr(model, "peft_config", {}):
+        model.delete_adapter(TRL_REF_ADAPTER)

@@ -84,6 +84,7 @@ def validate_file(path: str | Path, *, n_gpu: int | None = None, as_gpu: bool = 
     if cfg is not None:
         _check_beta(cfg, report)
         _check_sort_size(cfg, mode, n_gpu, report)
+        check_evaluation(cfg, report)
     _check_dataset_files(raw, mode, report)
     return report
 
@@ -393,3 +394,20 @@ def _user_text(
             if turns and isinstance(turns[-1], str):
                 return turns[-1]
     return None
+
+
+def check_evaluation(cfg: Any, report: Report) -> None:
+    """Warn when training would never evaluate: no whole-set eval_aot/* metrics, no best checkpoint."""
+    if not cfg.test_datasets and not cfg.val_set_size:
+        key, why = "test_datasets", "it has neither test_datasets nor val_set_size"
+    elif cfg.eval_strategy == "no" and not cfg.eval_steps:
+        key, why = "eval_strategy", "eval_strategy is 'no'"
+    else:
+        return
+    report.add(
+        "warning",
+        key,
+        f"this config evaluates nothing ({why}): training will not log the held-out dominance "
+        "(eval_aot/violation_fraction, eval_aot/win_rate) nor keep the best checkpoint; add test_datasets "
+        "(or val_set_size) and eval_steps",
+    )
