@@ -178,6 +178,7 @@ def test_relative_paths_are_read_from_the_current_directory_as_axolotl_does(tmp_
         tmp_path / "cfgs",
         datasets=[{"path": "train.jsonl", "type": "chatml.prompt_pairs"}],
         test_datasets=None,
+        val_set_size=0.1,  # evaluates: no warning
     )
     monkeypatch.chdir(tmp_path)
     code, found = problems(config)
