@@ -90,7 +90,12 @@ def chat_config(tmp_path: Path, tiny_model: Path) -> Callable[..., Path]:
             {"type": type_} if type_ else {}
         )
         return tiny_config(
-            tmp_path, "unpaired", base_model=str(tiny_model), datasets=[dataset], test_datasets=None
+            tmp_path,
+            "unpaired",
+            base_model=str(tiny_model),
+            datasets=[dataset],
+            test_datasets=None,
+            val_set_size=0.1,
         )
 
     return config
@@ -132,7 +137,9 @@ def test_validate_passes_the_suggested_chat_type(chat_config):
 def test_validate_paired_chat_rows(tmp_path, tiny_model, dataset_type, code, message):
     dataset = {"path": str(write_uf(tmp_path / "uf.jsonl")), "split": "train", "type": dataset_type}
     found = validate(
-        tiny_config(tmp_path, base_model=str(tiny_model), datasets=[dataset], test_datasets=None)
+        tiny_config(
+            tmp_path, base_model=str(tiny_model), datasets=[dataset], test_datasets=None, val_set_size=0.1
+        )
     )
     assert found[0] == code
     assert (message is None and found[1] == []) or message in found[1][0]["message"]
