@@ -117,21 +117,19 @@ def _model(cfg: dict[str, Any], out: Path) -> list[Row]:
             str(cfg.get("tokenizer_config") or base), local_files_only=True
         )
         rows.append(ok("tokenizer", f"{base}'s own ({len(tokenizer)} tokens)"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError):
         tokenizer = None
-        rows.append(
-            not_run("tokenizer", f"{base}'s is not on this machine ({_first_line(err)}): the bundled one")
-        )
+        rows.append(not_run("tokenizer", f"{base}'s is not on this machine: the bundled tiny one stands in"))
     try:  # a local folder, the local hub cache, or the config file alone from the hub when online
         config = AutoConfig.from_pretrained(base, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError):
         build_tiny_model(out)
         if tokenizer is not None:
             tokenizer.save_pretrained(out)  # its ids may exceed the tiny vocabulary: resized by axolotl
         for key in ("model_type", "tokenizer_type", "model_config_type", "tokenizer_config"):
             cfg.pop(key, None)
         cfg["base_model"] = str(out)
-        why = f"{base}'s config.json is not on this machine ({_first_line(err)})"
+        why = f"{base}'s config.json is not on this machine"
         return [
             *rows,
             not_run("model family", f"{why}: a tiny Llama stands in, {base}'s architecture untested"),
@@ -250,10 +248,13 @@ def _distributed(cfg: dict[str, Any], config: Path, plan: Plan) -> list[Row]:
     if (cfg.get("fsdp") or cfg.get("fsdp_config")) and not isinstance(cfg.get("fsdp_config") or {}, dict):
         rows.append(failed("fsdp config", "fsdp_config must be a mapping of FSDP settings"))
     if not plan.cuda:
-        for key in ("deepspeed", "fsdp", "fsdp_config", "fsdp_version"):
-            if cfg.pop(key, None) and key in ("deepspeed", "fsdp_config"):
+        for launcher, keys in (
+            ("deepspeed", ("deepspeed",)),
+            ("fsdp", ("fsdp", "fsdp_config", "fsdp_version")),
+        ):
+            if any([cfg.pop(key) for key in keys if key in cfg]):  # a list: pop every key
                 plan.skipped.append(
-                    not_run(f"{key.split('_')[0]} launch", "needs CUDA GPUs: the run here is one CPU process")
+                    not_run(f"{launcher} launch", "needs CUDA GPUs: the run here is one CPU process")
                 )
     return rows
 

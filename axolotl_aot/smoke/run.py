@@ -72,6 +72,7 @@ def _launch(plan: Plan) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
     else:
         command = [sys.executable, *entry]
     path = plan.workdir / "observations.json"
+    path.unlink(missing_ok=True)  # a kept folder's earlier run must not answer for this one
     env = {**os.environ, ENV: str(path), "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled"}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     (plan.workdir / "train.log").write_text(done.stdout + done.stderr)
