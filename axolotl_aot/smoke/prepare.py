@@ -80,6 +80,7 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
             f"{config}: not an AOT config (rl must be aot or aot_unpaired); check it with aot-cli validate"
         )
     mode = MODES[raw["rl"]]
+    workdir.mkdir(parents=True, exist_ok=True)
     cfg = {k: v for k, v in raw.items() if k not in DROPPED}
     multi = bool(cfg.get("deepspeed") or cfg.get("fsdp") or cfg.get("fsdp_config"))
     processes = gpus if cuda and multi and gpus > 1 else 1
