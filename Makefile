@@ -28,7 +28,7 @@ PAIRED_STEPS ?= 120
 UNPAIRED_STEPS ?= 160
 LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
 
-.PHONY: test test-latest demo lint format clean
+.PHONY: test test-latest demo smoke lint format clean
 
 # The suite is mostly axolotl trainings in subprocesses: one pytest worker per core.
 TEST_WORKERS ?= auto
@@ -65,6 +65,14 @@ demo: $(STAMP)
 	@echo "== 5. held-out report: rl: aot_unpaired"
 	$(BIN)/aot-cli report "$(DEMO_OUT)/aot_unpaired/checkpoint-*" --config $(DEMO_OUT)/aot_unpaired.yml \
 		--ref $(TINY_MODEL) --data $(DEMO_OUT)/parity_unpaired_test.jsonl --out $(DEMO_OUT)/report-aot-unpaired
+
+# make smoke: `aot-cli smoke` on every example YAML; a failed row fails the target.
+SMOKE_STEPS ?= 2
+smoke: $(STAMP)
+	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tiny_model $(TINY_MODEL)
+	@for config in example_yamls/tiny/*.yml example_yamls/*.yml; do \
+		$(BIN)/aot-cli smoke $$config --steps $(SMOKE_STEPS) || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

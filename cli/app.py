@@ -10,6 +10,7 @@ import typer
 
 from axolotl_aot_cli.convert import convert_dataset
 from axolotl_aot_cli.report import report
+from axolotl_aot_cli.smoke import smoke
 from axolotl_aot_cli.validate import validate
 
 # No telemetry from this tool, and axolotl's INFO logs (which it writes to stdout) would
@@ -37,6 +38,7 @@ app = typer.Typer(
 app.command()(validate)
 app.command("convert-dataset")(convert_dataset)
 app.command()(report)
+app.command()(smoke)
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,118 @@
+"""``aot-cli smoke`` on the example configs and on broken ones: real axolotl runs of 1-2 steps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from axolotl_runs import ROOT, tiny_config
+
+from axolotl_aot.smoke import run_smoke
+
+AOT_CLI = Path(sys.executable).parent / "aot-cli"
+GPU_ONLY = {
+    "CUDA",
+    "attention kernel requested",
+    "mixed precision",
+    "deepspeed launch",
+    "flash-attn",
+    "deepspeed",
+}
+CPU = not torch.cuda.is_available()
+
+
+def by_name(rows: list) -> dict:
+    return {row["name"] if isinstance(row, dict) else row.name: row for row in rows}
+
+
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+def test_tiny_configs_every_row_ok(tmp_path, tiny_model, mode):
+    config = tiny_config(tmp_path, mode, base_model=str(tiny_model))
+    done = subprocess.run(
+        [AOT_CLI, "smoke", str(config), "--json", "--keep", str(tmp_path / "smoke")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads(done.stdout)
+    names = [row["name"] for row in rows]
+    assert len(names) == len(set(names)), "one entry per row"
+    not_ok = {row["name"] for row in rows if row["status"] != "ok"}
+    assert not_ok == ({"CUDA", "cross-rank gather"} if CPU else set()), rows
+    rows = by_name(rows)
+    # The kernel and the quantization the model really has: the smoke model reloaded independently.
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(
+        tmp_path / "smoke/out/checkpoint-2", attn_implementation="sdpa"
+    )
+    assert rows["attention kernel"]["detail"].startswith(reloaded.config._attn_implementation)
+    assert rows["4-bit layers"]["detail"] == "none requested"
+    assert rows["optimizer step"]["detail"].startswith("2 steps")
+    sort_size = 16  # micro_batch_size: pairs (paired) or sequences (unpaired) per sort
+    log = json.loads((tmp_path / "smoke/out/checkpoint-2/trainer_state.json").read_text())["log_history"]
+    assert [entry["aot/sort_size"] for entry in log if "aot/sort_size" in entry] == [sort_size] * 2
+
+
+@pytest.mark.parametrize("name", ["aot.yml", "aot_unpaired.yml", "aot_multigpu.yml"])
+def test_gpu_examples_on_this_machine(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(ROOT)  # the example's deepspeed path is relative to the repository root
+    rows = by_name(run_smoke(ROOT / "example_yamls" / name, steps=1, workdir=tmp_path))
+    assert not [row for row in rows.values() if row.failed]
+    cfg = yaml.safe_load((ROOT / "example_yamls" / name).read_text())
+    if CPU:  # GPU-only settings are reported, never claimed
+        expected = {"CUDA", "attention kernel requested", "mixed precision", "flash-attn"}
+        expected |= {"deepspeed launch", "deepspeed"} if cfg.get("deepspeed") else set()
+        assert {n for n, row in rows.items() if row.status == "not run here"} >= expected
+        assert all(rows[n].status != "ok" for n in expected)
+        assert rows["attention kernel"].detail.startswith("sdpa")
+    smoke = yaml.safe_load((tmp_path / "smoke.yml").read_text())
+    model = json.loads((Path(smoke["base_model"]) / "config.json").read_text())
+    if cfg.get("load_in_4bit"):  # every linear layer of every decoder layer: q, k, v, o, gate, up, down
+        quantized = 7 * model["num_hidden_layers"]
+        assert rows["4-bit layers"].detail.startswith(f"{quantized} bitsandbytes Linear4bit layers quantized")
+    else:
+        assert rows["4-bit layers"].detail == "none requested"
+    assert rows["gradient checkpointing"].detail == "on"
+    assert rows["reference pass"].detail.endswith("from the adapter-disabled policy")
+
+
+def test_dataset_columns_that_do_not_fit_the_type(tmp_path, tiny_model):
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "answer": "a"}) + "\n" for i in range(8)))
+    dataset = {"path": str(data), "ds_type": "json", "split": "train", "type": "chatml.prompt_pairs"}
+    config = tiny_config(tmp_path, base_model=str(tiny_model), datasets=[dataset])
+    rows = by_name(run_smoke(config, workdir=tmp_path / "smoke"))
+    assert rows["data formatting"].status == "failed"
+    assert "KeyError: 'prompt'" in rows["data formatting"].detail
+    assert "aot-cli convert-dataset" in rows["data formatting"].detail
+    assert rows["training"].status == "not run here"
+
+
+def test_a_learning_rate_that_blows_up(tmp_path, tiny_model):
+    config = tiny_config(tmp_path, base_model=str(tiny_model), learning_rate=1.0e30)
+    rows = by_name(run_smoke(config, workdir=tmp_path / "smoke"))
+    blown = [rows[n] for n in ("loss finite", "gradients finite and non-zero") if rows[n].failed]
+    assert blown and all("lower learning_rate" in row.detail for row in blown), rows
+    assert rows["optimizer step"].failed
+
+
+def test_a_corrupt_deepspeed_json_fails_before_training(tmp_path, tiny_model):
+    broken = tmp_path / "zero2.json"
+    broken.write_text((ROOT / "example_yamls/deepspeed/zero2.json").read_text()[:-20])
+    config = tiny_config(tmp_path, base_model=str(tiny_model), deepspeed=str(broken))
+    done = subprocess.run([AOT_CLI, "smoke", str(config), "--json"], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    rows = by_name(json.loads(done.stdout))
+    assert rows["deepspeed config"]["status"] == "failed"
+    assert "it must be valid JSON" in rows["deepspeed config"]["detail"]
+    assert rows["training"] == {
+        "name": "training",
+        "status": "not run here",
+        "detail": "not started: a row above failed",
+    }
