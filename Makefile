@@ -68,9 +68,14 @@ demo: $(STAMP)
 
 # make smoke: `aot-cli smoke` on every example YAML; a failed row fails the target.
 SMOKE_STEPS ?= 2
+# The chat example trains on the rows the README's UltraFeedback walkthrough converts; the DPO
+# baseline (tiny/dpo.yml, for comparing runs in `aot-cli report`) is not an AOT config.
 smoke: $(STAMP)
 	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tiny_model $(TINY_MODEL)
+	@test -f outputs/ultrafeedback/train.jsonl || $(BIN)/aot-cli convert-dataset docs/ultrafeedback_train.jsonl \
+		outputs/ultrafeedback/train.jsonl >/dev/null
 	@for config in example_yamls/tiny/*.yml example_yamls/*.yml; do \
+		if ! grep -qE '^rl: *aot' $$config; then echo "skipped $$config: not an AOT config"; continue; fi; \
 		$(BIN)/aot-cli smoke $$config --steps $(SMOKE_STEPS) || exit 1; \
 	done
 
