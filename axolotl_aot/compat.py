@@ -1,9 +1,9 @@
 """Everything that differs between the supported axolotl/TRL stacks, and every private name we use.
 
 Tested stacks (README, "Support"): axolotl 0.19 + TRL 1.9 on Python 3.11, and axolotl 0.21 + TRL 1.14
-on Python 3.12. The rest of the package imports axolotl and TRL internals from here only, so a
-release that moves or changes one of them breaks this module's tests on that stack, not the
-trainers at step 1.
+on Python 3.12. The names below are re-exported so that a release moving one of them breaks
+this module's tests on that stack; ``trainers`` and ``report`` still import ``selective_log_softmax``,
+``_load_split`` and the axolotl trainer/config classes directly (to be routed through here).
 
 What differs and how it is handled:
 - Plugin loading: axolotl >= 0.21 loads every installed ``axolotl.plugins`` entry point for every
