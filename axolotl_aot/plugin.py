@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
 from axolotl.integrations.base import BasePlugin
 
 from axolotl_aot.args import AOTArgs
+from axolotl_aot.data_checks import check_prepared_datasets
 from axolotl_aot.evaluation import greater_is_better
+from axolotl_aot.launch import check_data_sharding, cpu_device_map, cpu_training_args
 
 PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
 
@@ -48,19 +51,39 @@ class AOTPlugin(BasePlugin):
         if cfg.get("rl_beta") is None and not (cfg.get("trl") or {}).get("beta"):
             cfg["rl_beta"] = PAPER_BETA
 
+    def load_datasets(self, cfg: Any, preprocess: bool = False) -> TrainDatasetMeta | None:
+        """Axolotl's own preference-data loading, checked before any trainer is built.
+
+        The first hook after ``normalize_config`` and before the model loads, so also the place
+        to put a CPU-only multi-process run's model on the CPU. A dataset the trainers cannot
+        use ends the run with its message (``SystemExit``: no traceback) instead of TRL's crash.
+        """
+        if not cfg.aot_mode:
+            return None
+        cpu_device_map(cfg)
+        if preprocess:  # `axolotl preprocess` only writes the prepared sets
+            return None
+        meta = load_preference_datasets(cfg=cfg)
+        try:
+            check_prepared_datasets(cfg, meta.train_dataset, meta.eval_dataset)
+        except ValueError as error:
+            raise SystemExit(f"axolotl-aot: {error}") from None
+        return meta
+
     def get_training_args(self, cfg: Any) -> dict[str, Any] | None:
         if not cfg.aot_mode:
             return None
-        args = best_checkpoint_args(cfg)
+        args = {**cpu_training_args(), **best_checkpoint_args(cfg)}
         if cfg.aot_mode == "unpaired":
             # TRL's KTO trainer skips its KL forward pass for this loss type; AOT needs no KL term.
             args["loss_type"] = "apo_zero_unpaired"
         return args
 
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
-        """Hand the validated ``aot_*`` settings to the AOT trainer."""
+        """Hand the validated ``aot_*`` settings to the AOT trainer; refuse unsharded multi-process runs."""
         if cfg.aot_mode:
             trainer.aot = AOTArgs.model_validate({k: v for k, v in dict(cfg).items() if k.startswith("aot_")})
+            check_data_sharding(trainer)
 
 
 def best_checkpoint_args(cfg: Any) -> dict[str, Any]:

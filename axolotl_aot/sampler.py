@@ -19,7 +19,11 @@ class LabelMixingSampler(Sampler[int]):
     """Yields dataset indices, ``batch_size`` at a time, each chunk with both labels.
 
     Each epoch reshuffles both labels and shows every sample at least once; the label the
-    mix exhausts first is cycled (reshuffled each pass) until the other is covered.
+    mix exhausts first is cycled (reshuffled each pass) until the other is covered. The order
+    is a function of ``(seed, epoch)`` only: the Trainer calls ``set_epoch`` before every epoch
+    (through accelerate's data loader), so a run resumed from a checkpoint, which skips the
+    epoch's trained batches, sees the uninterrupted run's order. Without ``set_epoch`` (a plain
+    ``DataLoader``) each complete pass moves to the next epoch, as accelerate's seedable sampler does.
     """
 
     def __init__(
@@ -60,15 +64,18 @@ class LabelMixingSampler(Sampler[int]):
     def __len__(self) -> int:
         return len(self.per_batch) * self.batch_size
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
         pos = _cycle(self.positives, generator)
         neg = _cycle(self.negatives, generator)
         for count in self.per_batch:
             chunk = [next(pos) for _ in range(count)] + [next(neg) for _ in range(self.batch_size - count)]
             order = torch.randperm(self.batch_size, generator=generator).tolist()
             yield from (chunk[i] for i in order)
+        self.set_epoch(self.epoch + 1)
 
 
 def check_both_labels(n_pos: int, n_neg: int, what: str = "the training set") -> None:

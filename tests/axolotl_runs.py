@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import torch
 import yaml
+from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -49,18 +54,72 @@ def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
     )
 
 
-def train(config: Path, launcher: str = "python") -> subprocess.CompletedProcess:
+def small_dataset(tmp_path: Path, mode: str, rows: int) -> Path:
+    """The first ``rows`` rows of the bundled training set (unpaired: half of each label), as a file."""
+    source = ROOT / f"axolotl_aot/data/parity_{mode}_train.jsonl"
+    lines = [json.loads(line) for line in source.open()]
+    if mode == "unpaired":
+        lines = [r for r in lines if r["label"]][: rows // 2] + [r for r in lines if not r["label"]][
+            : rows // 2
+        ]
+    else:
+        lines = lines[:rows]
+    path = tmp_path / f"{mode}-{rows}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in lines))
+    return path
+
+
+def with_dataset(config: Path, data: Path) -> Path:
+    """``config`` training on ``data`` only, without an evaluation set."""
+    cfg = yaml.safe_load(config.read_text())
+    cfg["datasets"][0]["path"] = str(data)
+    cfg.pop("test_datasets", None)
+    config.write_text(yaml.safe_dump(cfg))
+    return config
+
+
+def command(config: Path, launcher: str = "python", processes: int = 1) -> list[str]:
     entry = ["-m", "axolotl.cli.train", str(config)]
     if launcher == "python":
-        command = [sys.executable, *entry]
-    else:
-        command = [str(BIN / "accelerate"), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
-        command += ["--mixed_precision", "no", "--dynamo_backend", "no", *entry]
+        return [sys.executable, *entry]
+    if launcher == "torchrun":
+        return [str(BIN / "torchrun"), "--nproc_per_node", str(processes), *entry]
+    launch = [str(BIN / "accelerate"), "launch", "--num_processes", str(processes), "--num_machines", "1"]
+    # --cpu makes accelerate start a single process; --multi_gpu is its torch.distributed launcher,
+    # which the plugin turns into gloo ranks on a CPU-only machine.
+    launch.append("--cpu" if processes == 1 else "--multi_gpu")
+    return [*launch, "--mixed_precision", "no", "--dynamo_backend", "no", *entry]
+
+
+def train(config: Path, launcher: str = "python", processes: int = 1) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command,
+        command(config, launcher, processes),
         cwd=config.parent,
         env=os.environ,  # conftest sets the offline variables
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+def train_until(config: Path, marker: Path) -> None:
+    """Start training ``config`` and SIGKILL it as soon as ``marker`` exists."""
+    with (config.parent / "killed.log").open("w") as log:
+        process = subprocess.Popen(command(config), cwd=config.parent, env=os.environ, stdout=log, stderr=log)
+        deadline = time.monotonic() + 600
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert marker.exists(), (config.parent / "killed.log").read_text()[-4000:]
+
+
+def final_weights(out: Path) -> dict[str, torch.Tensor]:
+    """The weights a run saved at its end: the adapter for LoRA, else the whole model."""
+    adapter = out / "adapter_model.safetensors"
+    return load_file(adapter if adapter.exists() else out / "model.safetensors")
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)

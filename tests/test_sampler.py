@@ -56,3 +56,16 @@ def test_epochs_reshuffle_and_seeds_reproduce():
 def test_impossible_mixes_fail_with_the_fix(labels, batch, message):
     with pytest.raises(ValueError, match=message):
         LabelMixingSampler(labels, batch_size=batch)
+
+
+def test_order_is_a_function_of_seed_and_epoch_only():
+    """A resumed Trainer builds a fresh sampler and calls ``set_epoch``: it must see the
+    uninterrupted run's order of that epoch, whatever the sampler iterated before."""
+    labels = [True] * 15 + [False] * 9
+    uninterrupted = LabelMixingSampler(labels, batch_size=4, seed=7)
+    epochs = [list(uninterrupted) for _ in range(3)]
+    for epoch in (2, 1, 0):
+        resumed = LabelMixingSampler(labels, batch_size=4, seed=7)
+        resumed.set_epoch(epoch)
+        assert list(resumed) == epochs[epoch]
+    assert epochs[0] != epochs[1] != epochs[2]

@@ -1,0 +1,63 @@
+"""What the AOT trainers need of the prepared datasets, checked before a trainer is built.
+
+Axolotl's preference-data path drops rows longer than ``sequence_len`` with a warning, and
+TRL's trainer constructor then fails on an empty set with a bare ``StopIteration``. These
+checks run on axolotl's prepared datasets (``AOTPlugin.load_datasets``) and say what is
+empty or one-sided, how many source rows it came from, and which keys fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axolotl.utils.data.shared import datasets_with_name_generator, load_dataset_with_config
+from datasets import Dataset
+
+from axolotl_aot.sampler import check_both_labels
+
+
+def check_prepared_datasets(cfg: Any, train: Dataset, evaluation: Dataset | None) -> None:
+    """Raise ``ValueError`` naming the problem and the fix for an empty training or evaluation
+    set, or (``rl: aot_unpaired``) a training or evaluation set with one label only."""
+    rl = "aot" if cfg.aot_mode == "paired" else "aot_unpaired"
+    if len(train) == 0:
+        raise ValueError(f"rl: {rl}: the training set is empty. {_why_empty(cfg, cfg.datasets, 'datasets')}")
+    if evaluation is not None and len(evaluation) == 0:
+        source = "test_datasets" if cfg.test_datasets else "val_set_size"
+        why = (
+            _why_empty(cfg, cfg.test_datasets, source) if cfg.test_datasets else "val_set_size gives 0 rows."
+        )
+        raise ValueError(
+            f"rl: {rl}: the evaluation set is empty. {why} Or remove {source} to train without evaluation."
+        )
+    if cfg.aot_mode == "unpaired":
+        for name, dataset in (("training", train), ("evaluation", evaluation)):
+            if dataset is not None:
+                labels = dataset["label"]
+                positives = sum(bool(label) for label in labels)
+                try:
+                    check_both_labels(positives, len(labels) - positives)
+                except ValueError as error:
+                    raise ValueError(str(error).replace("the training set", f"the {name} set")) from None
+
+
+def _why_empty(cfg: Any, dataset_configs: list[Any], key: str) -> str:
+    """How many source rows ``key`` has, and the filter that dropped them all."""
+    rows = sum(
+        len(load_dataset_with_config(config, cfg.hf_use_auth_token, streaming=False))
+        for config in datasets_with_name_generator(dataset_configs)
+    )
+    if rows == 0:
+        return f"The files of {key} hold no rows: point {key} at data."
+    strategy = cfg.excess_length_strategy or "drop"
+    dropped = "longer than" if strategy == "drop" else "whose prompt alone is longer than"
+    return (
+        f"All {rows} rows of {key} were dropped by axolotl's length filter (excess_length_strategy: "
+        f"{strategy} drops every row {dropped} sequence_len: {cfg.sequence_len} tokens). Raise "
+        "sequence_len"
+        + (
+            ", or set excess_length_strategy: truncate to keep rows whose prompt fits."
+            if strategy == "drop"
+            else "."
+        )
+    )
