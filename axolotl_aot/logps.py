@@ -113,7 +113,7 @@ def gathered_logps(
 
 
 def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int) -> torch.Tensor:
-    """(tokens,) log-softmax (float32 or wider) of each target under the head, ``chunk_size`` tokens at a time."""
+    """(tokens,) log-softmax (float32 or wider) of each target, ``chunk_size`` tokens at a time."""
     return _ChunkedLogps.apply(hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size)
 
 
@@ -128,8 +128,9 @@ def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
 def _logits(
     hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: float, dtype: torch.dtype
 ) -> torch.Tensor:
-    """Scaled logits of a chunk in at least float32, the matmul in ``dtype`` as the model's own head does it."""
-    logits = nn.functional.linear(hidden.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
+    """Scaled logits of a chunk in at least float32, the matmul in ``dtype`` as the model's head does it."""
+    bias = None if bias is None else bias.to(dtype)
+    logits = nn.functional.linear(hidden.to(dtype), weight.to(dtype), bias)
     logits = logits.to(_accumulation_dtype(dtype))
     return logits * scale if scale != 1.0 else logits
 
