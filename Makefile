@@ -30,10 +30,13 @@ LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mi
 
 .PHONY: test test-latest demo lint format clean
 
+# The suite is mostly axolotl trainings in subprocesses: one pytest worker per core.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-latest:
 	@test -n "$(PYTHON_LATEST)" || { echo "make test-latest needs Python 3.12: install it (pyenv install 3.12) or pass PYTHON_LATEST=/path/to/python3.12"; exit 2; }
@@ -45,9 +48,11 @@ demo: $(STAMP)
 	@echo "== 2. the bundled paired set, converted to unpaired rows"
 	$(BIN)/aot-cli convert-dataset axolotl_aot/data/parity_paired_train.jsonl $(DEMO_OUT)/parity_unpaired_train.jsonl --overwrite
 	$(BIN)/aot-cli convert-dataset axolotl_aot/data/parity_paired_test.jsonl $(DEMO_OUT)/parity_unpaired_test.jsonl --overwrite
-	sed 's#axolotl_aot/data/parity_unpaired_#$(DEMO_OUT)/parity_unpaired_#' example_yamls/tiny/aot_unpaired.yml > $(DEMO_OUT)/aot_unpaired.yml
-	@echo "== 3. both configs, validated"
-	$(BIN)/aot-cli validate example_yamls/tiny/aot.yml $(DEMO_OUT)/aot_unpaired.yml
+	sed -e 's#axolotl_aot/data/parity_unpaired_#$(DEMO_OUT)/parity_unpaired_#' -e 's#^base_model: .*#base_model: $(TINY_MODEL)#' \
+		example_yamls/tiny/aot_unpaired.yml > $(DEMO_OUT)/aot_unpaired.yml
+	sed 's#^base_model: .*#base_model: $(TINY_MODEL)#' example_yamls/tiny/aot.yml > $(DEMO_OUT)/aot.yml
+	@echo "== 3. both configs, validated (validate checks that base_model exists)"
+	$(BIN)/aot-cli validate $(DEMO_OUT)/aot.yml $(DEMO_OUT)/aot_unpaired.yml
 	@echo "== 4. training: rl: aot, then rl: aot_unpaired"
 	$(LAUNCH) -m axolotl.cli.train example_yamls/tiny/aot.yml --base_model $(TINY_MODEL) \
 		--output_dir $(DEMO_OUT)/aot --dataset_prepared_path $(DEMO_OUT)/prepared-aot --max_steps $(PAIRED_STEPS)

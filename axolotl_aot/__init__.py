@@ -11,7 +11,18 @@ from typing import Any
 from axolotl_aot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.losses import COSTS, aot_paired_loss, aot_unpaired_loss
 
-__all__ = ["COSTS", "AOTPlugin", "DominanceStats", "aot_paired_loss", "aot_unpaired_loss", "dominance_stats"]
+__all__ = [
+    "COSTS",
+    "PLUGIN",
+    "AOTPlugin",
+    "DominanceStats",
+    "aot_paired_loss",
+    "aot_unpaired_loss",
+    "dominance_stats",
+]
+
+# What a config lists under `plugins:`; also the entry point axolotl >= 0.21 loads by itself (pyproject).
+PLUGIN = "axolotl_aot.AOTPlugin"
 
 
 def __getattr__(name: str) -> Any:

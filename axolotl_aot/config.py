@@ -49,3 +49,19 @@ def validate_raw(
     if as_gpu:
         capabilities = {**GPU_CAPABILITIES, "n_gpu": n_gpu}
     return validate_config(cfg, capabilities=capabilities, env_capabilities=env_capabilities)
+
+
+def known_keys() -> set[str]:
+    """Every top-level key axolotl's schema accepts, with the registered plugins' keys and aliases.
+
+    Axolotl drops any other key silently, so a misspelt one trains with the default.
+    Call after ``validate_raw`` (which registers the config's plugins).
+    """
+    from axolotl.integrations.config import merge_input_args
+
+    schema, _ = merge_input_args()
+    keys = set()
+    for name, info in schema.model_fields.items():
+        keys.add(name)
+        keys.update(alias for alias in (info.alias, info.validation_alias) if isinstance(alias, str))
+    return keys

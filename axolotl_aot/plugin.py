@@ -14,6 +14,7 @@ from typing import Any
 from axolotl.integrations.base import BasePlugin
 
 from axolotl_aot.args import AOTArgs
+from axolotl_aot.evaluation import greater_is_better
 
 PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
 
@@ -48,12 +49,39 @@ class AOTPlugin(BasePlugin):
             cfg["rl_beta"] = PAPER_BETA
 
     def get_training_args(self, cfg: Any) -> dict[str, Any] | None:
+        if not cfg.aot_mode:
+            return None
+        args = best_checkpoint_args(cfg)
         if cfg.aot_mode == "unpaired":
             # TRL's KTO trainer skips its KL forward pass for this loss type; AOT needs no KL term.
-            return {"loss_type": "apo_zero_unpaired"}
-        return None
+            args["loss_type"] = "apo_zero_unpaired"
+        return args
 
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
         """Hand the validated ``aot_*`` settings to the AOT trainer."""
         if cfg.aot_mode:
             trainer.aot = AOTArgs.model_validate({k: v for k, v in dict(cfg).items() if k.startswith("aot_")})
+
+
+def best_checkpoint_args(cfg: Any) -> dict[str, Any]:
+    """Training arguments for keeping the best checkpoint by an eval metric such as
+    ``eval_aot/violation_fraction``.
+
+    Axolotl's RL builder passes neither ``metric_for_best_model`` nor ``load_best_model_at_end``,
+    and HF would take any metric not ending in "loss" as higher-is-better (wrong for the
+    violation). The evaluation axolotl runs at step 0 is turned off: it scores the reference
+    against itself (every reward 0, a violation of 0 that no checkpoint could beat) and
+    there is no checkpoint of step 0 to load.
+    """
+    args: dict[str, Any] = {}
+    if cfg.metric_for_best_model:
+        args["metric_for_best_model"] = cfg.metric_for_best_model
+        args["greater_is_better"] = (
+            cfg.greater_is_better
+            if cfg.greater_is_better is not None
+            else greater_is_better(cfg.metric_for_best_model)
+        )
+    if cfg.load_best_model_at_end:
+        args["load_best_model_at_end"] = True
+        args["eval_on_start"] = False
+    return args

@@ -1,7 +1,8 @@
 """Stream the rows of a dataset source one at a time, keeping the ones that cannot be read.
 
-Sources: local ``.jsonl``, ``.json``, ``.parquet`` and ``.csv`` files, a
-``datasets.save_to_disk`` folder, or a hub dataset name (when online). A JSON Lines line
+Sources: local ``.jsonl``, ``.json`` (either gzipped), ``.parquet`` and ``.csv`` files, a
+``datasets.save_to_disk`` folder, or a hub dataset name (when online). A UTF-8 byte-order
+mark, as some editors and Excel write, is skipped. A JSON Lines line
 that does not decode is yielded as a ``Record`` with its error and raw text, so that
 callers can account for it instead of failing the whole file or skipping it silently.
 """
@@ -9,14 +10,17 @@ callers can account for it instead of failing the whole file or skipping it sile
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+FILE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".csv")
+BOM = "\ufeff".encode()
 
 
 @dataclass(frozen=True)
@@ -43,18 +47,19 @@ def iter_records(source: str | Path, split: str | None = None) -> Iterator[Recor
         return
     if not path.exists():
         raise FileNotFoundError(f"{source}: no such file or folder")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     if path.is_dir():
         yield from _disk_records(path, split)
-    elif path.suffix == ".jsonl" or (path.suffix == ".json" and not _is_json_array(path)):
+    elif suffix in (".jsonl", ".jsonl.gz") or (suffix in (".json", ".json.gz") and not _is_json_array(path)):
         yield from _jsonl_records(path)
-    elif path.suffix == ".json":
-        with path.open(encoding="utf-8") as file:
+    elif suffix in (".json", ".json.gz"):
+        with _open_text(path) as file:
             for index, row in enumerate(json.load(file)):
                 yield _checked(index, row)
-    elif path.suffix == ".parquet":
+    elif suffix == ".parquet":
         yield from _parquet_records(path)
-    elif path.suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as file:
+    elif suffix == ".csv":
+        with path.open(encoding="utf-8-sig", newline="") as file:
             for index, row in enumerate(csv.DictReader(file)):
                 yield Record(index, dict(row))
     else:
@@ -69,16 +74,30 @@ def _checked(index: int, row: Any, raw: str | None = None) -> Record:
     return Record(index, None, f"wrong type: row is {type(row).__name__}, not an object", raw or repr(row))
 
 
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _open_text(path: Path) -> IO[str]:
+    """The file as text, gunzipped, with a leading byte-order mark skipped (``utf-8-sig``)."""
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig")
+
+
 def _is_json_array(path: Path) -> bool:
-    with path.open(encoding="utf-8") as file:
-        head = file.read(4096).lstrip()
+    with _open_text(path) as file:
+        try:
+            head = file.read(4096).lstrip()
+        except UnicodeDecodeError:
+            return False  # a JSON Lines file whose bad lines are reported one by one
     return head.startswith("[")
 
 
 def _jsonl_records(path: Path) -> Iterator[Record]:
-    with path.open("rb") as file:
+    with _open_binary(path) as file:
         index = 0
-        for line in file:
+        for number, line in enumerate(file):
+            if number == 0:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 continue
             try:

@@ -1,5 +1,8 @@
 """Score checkpoints on an evaluation set: ``aot-cli report``.
 
+Checkpoints come in runs, each with its own training config: AOT (``rl: aot``,
+``aot_unpaired``) or another preference method axolotl trains (``dpo``, ``ipo``, ``simpo``,
+``kto``), so that a baseline and an AOT run are scored on the same rows, side by side.
 For each checkpoint (a full model folder or a PEFT adapter folder) the evaluation rows get
 the reward r = log pi_ckpt(y|x) - log pi_ref(y|x) (summed completion log-probs), and the
 report says how far the positive rewards are from dominating the negative ones
@@ -7,6 +10,10 @@ report says how far the positive rewards are from dominating the negative ones
 config and tokenized, collated and scored by the AOT trainer class itself, so the numbers
 are the ones training computes. For adapters the reference is the adapter-disabled base
 (one model in memory); otherwise ``ref`` or the config's ``base_model``.
+
+The metrics training logs as ``eval_*`` come from ``evaluation.eval_metrics``, as in the
+trainers. For methods without a reference model (SimPO) the reference is the base model
+all the same: the reward is how far training moved the log-probs.
 
 A reference scores every reward as exactly 0, so as a baseline the report also gives the
 dominance of the log-probs of positives over negatives under the checkpoint and under
@@ -27,24 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from axolotl_aot.compat import drop_trl_ref_adapter
 from axolotl_aot.dominance import DominanceStats, dominance_stats
-from axolotl_aot.losses import COSTS, aot_paired_loss, aot_unpaired_loss
+from axolotl_aot.evaluation import Scores, aot_loss, eval_metrics
+from axolotl_aot.losses import COSTS
 from axolotl_aot.records import iter_records
+from axolotl_aot.sampler import check_both_labels
 
 DATA_SUFFIX_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
-@dataclass
-class Scores:
-    """Per-sample rewards and log-probs of the evaluation set; pairs aligned by index when paired."""
-
-    paired: bool
-    reward_pos: np.ndarray
-    reward_neg: np.ndarray
-    logp_pos: np.ndarray
-    logp_neg: np.ndarray
-    ref_logp_pos: np.ndarray
-    ref_logp_neg: np.ndarray
+# Preference methods the report scores besides AOT, by the rows their dataset types produce.
+OTHER_METHODS = {"dpo": "paired", "ipo": "paired", "simpo": "paired", "kto": "unpaired"}
+TRL_BETA = 0.1  # TRL's default beta, for configs that set none
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class CheckpointReport:
     ref_logp_violation: float
     pair_accuracy: float | None = None
     mean_margin: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # as training logs them after eval_
     verdict: str = ""
     plot: str | None = None
     scores: Scores | None = field(default=None, repr=False)
@@ -68,6 +70,63 @@ class CheckpointReport:
         data = asdict(self)
         data.pop("scores")
         return data
+
+
+@dataclass
+class RunReport:
+    """The checkpoints of one training run, scored under its own config."""
+
+    name: str
+    config: str
+    data: str | None
+    method: str  # rl of the config: aot, aot_unpaired, dpo, ipo, simpo or kto
+    mode: str  # paired or unpaired rows
+    beta: float
+    checkpoints: list[CheckpointReport] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("name")
+        data["checkpoints"] = [c.as_dict() for c in self.checkpoints]
+        return data
+
+
+def check_run_name(name: str) -> str:
+    """A run name is used in file names: letters, digits, '.', '_' and '-'."""
+    if not RUN_NAME.fullmatch(name):
+        raise ValueError(
+            f"run name {name!r}: use letters, digits, '.', '_' and '-' (it names the plot files)"
+        )
+    return name
+
+
+def prepare_out(out: Path) -> None:
+    """Create the output folder before anything is scored, so that a bad ``--out`` fails first."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; pass a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--out {out}: cannot create the folder ({err.strerror}); pass a writable folder"
+        ) from None
+
+
+def method(cfg: Any) -> str:
+    """The ``rl`` the config trains: ``aot``/``aot_unpaired`` (rewritten by the plugin) or axolotl's own."""
+    if cfg.aot_mode:
+        return "aot" if cfg.aot_mode == "paired" else "aot_unpaired"
+    return str(getattr(cfg.rl, "value", cfg.rl))
+
+
+def data_mode(cfg: Any) -> str:
+    """``paired`` or ``unpaired``: the rows the config's dataset types produce."""
+    return cfg.aot_mode or OTHER_METHODS[method(cfg)]
+
+
+def run_beta(cfg: Any) -> float:
+    """The beta the run trained with: ``trl.beta``, ``rl_beta`` or TRL's default."""
+    return float((cfg.trl or {}).get("beta") or cfg.rl_beta or TRL_BETA)
 
 
 def resolve_checkpoints(patterns: list[str]) -> list[Path]:
@@ -113,9 +172,10 @@ def load_report_config(config: str | Path, data: str | Path | None, ref: str | N
     # dataset_prepared_path.
     raw.update(dataset_num_proc=1, skip_prepare_dataset=True)
     cfg = validate_raw(raw, config)
-    if cfg.aot_mode is None:
+    if not cfg.aot_mode and method(cfg) not in OTHER_METHODS:
         raise ValueError(
-            f"{config} is not an AOT config: set rl: aot or rl: aot_unpaired with the AOT plugin"
+            f"{config}: rl: {method(cfg)} is not a preference method the report scores; "
+            f"use a config with rl: aot, aot_unpaired, {', '.join(OTHER_METHODS)}"
         )
     normalize_config(cfg)
     normalize_cfg_datasets(cfg)
@@ -161,16 +221,18 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
             f"the evaluation data has no column {err} that its dataset type reads; "
             "check --data against the config's dataset type"
         ) from None
-    needed = ("chosen", "rejected") if cfg.aot_mode == "paired" else ("completion", "label")
+    mode = data_mode(cfg)
+    needed = ("chosen", "rejected") if mode == "paired" else ("completion", "label")
     missing = [column for column in ("prompt", *needed) if column not in dataset.column_names]
     if missing:
-        raise ValueError(
-            f"the evaluation data lacks {', '.join(missing)} after formatting; rl mode {cfg.aot_mode}"
-        )
+        raise ValueError(f"the evaluation data lacks {', '.join(missing)} after formatting; rl mode {mode}")
     if max_samples is not None:
         dataset = dataset.select(range(min(max_samples, len(dataset))))
     if len(dataset) == 0:
         raise ValueError("the evaluation set is empty")
+    if mode == "unpaired":
+        positives = sum(bool(label) for label in dataset["label"])
+        check_both_labels(positives, len(dataset) - positives, "the evaluation set")
     return dataset
 
 
@@ -218,7 +280,7 @@ def score(
     """Rewards of every evaluation row, through the AOT trainer's own tokenization and log-probs."""
     trainer = _scoring_trainer(model, reference, tokenizer, dataset, cfg, batch_size, device)
     tokenized = trainer.train_dataset
-    paired = cfg.aot_mode == "paired"
+    paired = data_mode(cfg) == "paired"
     logps, ref_logps = np.zeros(_rows(tokenized, paired)), np.zeros(_rows(tokenized, paired))
     batches = list(_length_buckets(tokenized, batch_size, paired))
     with torch.no_grad():
@@ -237,12 +299,8 @@ def score(
                 on_batch(done, len(batches))
     if paired:
         n = len(tokenized)
-        pos, neg = slice(0, n), slice(n, 2 * n)
-    else:
-        labels = np.asarray(tokenized["label"], dtype=bool)
-        pos, neg = labels, ~labels
-    rewards = logps - ref_logps
-    return Scores(paired, rewards[pos], rewards[neg], logps[pos], logps[neg], ref_logps[pos], ref_logps[neg])
+        return Scores.from_columns(True, [logps[:n], logps[n:], ref_logps[:n], ref_logps[n:]])
+    return Scores.from_columns(False, [logps, ref_logps, np.asarray(tokenized["label"], dtype=float)])
 
 
 def _rows(tokenized: Any, paired: bool) -> int:
@@ -261,29 +319,32 @@ def _scoring_trainer(
         "report_to": [],
         "use_cpu": device == "cpu",
         "bf16": device == "cuda",
-        "beta": cfg.rl_beta,
+        "beta": run_beta(cfg),
         "max_length": cfg.sequence_len,
         "remove_unused_columns": False,
     }
-    if cfg.aot_mode == "paired":
+    if data_mode(cfg) == "paired":
         from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
 
-        return AOTPairedTrainer(
+        trainer = AOTPairedTrainer(
             model,
             reference,
             args=AxolotlDPOConfig(**common),
             train_dataset=dataset,
             processing_class=tokenizer,
         )
-    from axolotl.core.training_args import AxolotlKTOConfig
+    else:
+        from axolotl.core.training_args import AxolotlKTOConfig
 
-    return AOTUnpairedTrainer(
-        model,
-        reference,
-        args=AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired"),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-    )
+        trainer = AOTUnpairedTrainer(
+            model,
+            reference,
+            args=AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired"),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+        )
+    drop_trl_ref_adapter(trainer.model)  # the reference of an adapter is its base
+    return trainer
 
 
 def _length_buckets(tokenized: Any, batch_size: int, paired: bool) -> Iterator[list[int]]:
@@ -296,20 +357,17 @@ def _length_buckets(tokenized: Any, batch_size: int, paired: bool) -> Iterator[l
         yield order[start : start + batch_size].tolist()
 
 
-def summarize(checkpoint: Path, scores: Scores, beta: float) -> CheckpointReport:
-    """Dominance statistics, AOT losses under each cost and the verdict for one checkpoint."""
+def summarize(
+    checkpoint: Path, scores: Scores, beta: float, cost: str = "logistic", label_smoothing: float = 0.0
+) -> CheckpointReport:
+    """Dominance statistics, AOT losses under each cost, the metrics training logs (under the
+    run's ``cost`` and ``label_smoothing``) and the verdict for one checkpoint."""
     stats = dominance_stats(scores.reward_pos, scores.reward_neg)
-    pos, neg = torch.from_numpy(scores.reward_pos), torch.from_numpy(scores.reward_neg)
+    losses = {name: aot_loss(scores, beta=beta, cost=name) for name in COSTS}
     if scores.paired:
-        logps = [
-            torch.from_numpy(x)
-            for x in (scores.logp_pos, scores.logp_neg, scores.ref_logp_pos, scores.ref_logp_neg)
-        ]
-        losses = {cost: aot_paired_loss(*logps, beta=beta, cost=cost).item() for cost in COSTS}
         margins = scores.reward_pos - scores.reward_neg
         accuracy, mean_margin = float((margins > 0).mean()), float(margins.mean())
     else:
-        losses = {cost: aot_unpaired_loss(pos, neg, beta=beta, cost=cost).item() for cost in COSTS}
         accuracy = mean_margin = None
     violated = stats.violation_fraction
     verdict = (
@@ -329,13 +387,17 @@ def summarize(checkpoint: Path, scores: Scores, beta: float) -> CheckpointReport
         ref_logp_violation=dominance_stats(scores.ref_logp_pos, scores.ref_logp_neg).violation_fraction,
         pair_accuracy=accuracy,
         mean_margin=mean_margin,
+        metrics=eval_metrics(scores, beta=beta, cost=cost, label_smoothing=label_smoothing),
         verdict=verdict,
         scores=scores,
     )
 
 
-def write_outputs(reports: list[CheckpointReport], out: Path, settings: dict[str, Any]) -> list[Path]:
-    """``report.json`` and the PNG plots in ``out``; returns the plot paths."""
+def write_outputs(runs: list[RunReport], out: Path) -> list[Path]:
+    """``report.json`` (keyed by run) and the PNG plots in ``out``; returns the plot paths.
+
+    Plots are named by run and checkpoint, so that no checkpoint's plot overwrites another's.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,62 +405,91 @@ def write_outputs(reports: list[CheckpointReport], out: Path, settings: dict[str
 
     out.mkdir(parents=True, exist_ok=True)
     plots = []
-    for report in reports:
-        name = Path(report.checkpoint).name
-        path = out / f"{name}_rewards.png"
-        _plot_rewards(plt, report, path)
-        report.plot = str(path)
+    for run in runs:
+        used: set[str] = set()
+        for report in run.checkpoints:
+            name = stem = f"{run.name}_{Path(report.checkpoint).name}"
+            for copy in range(2, len(run.checkpoints) + 2):
+                if name not in used:
+                    break
+                name = f"{stem}-{copy}"
+            used.add(name)
+            path = out / f"{name}_rewards.png"
+            _plot_rewards(plt, report, path)
+            report.plot = str(path)
+            plots.append(path)
+    if len(runs) > 1:
+        path = out / "runs_rewards.png"
+        _plot_runs(plt, runs, path)
         plots.append(path)
-    if len(reports) > 1:
+    if len(runs) > 1 or len(runs[0].checkpoints) > 1:
         path = out / "violation_trend.png"
-        _plot_trend(plt, reports, path)
+        _plot_trend(plt, runs, path)
         plots.append(path)
     (out / "report.json").write_text(
-        json.dumps({**settings, "checkpoints": [r.as_dict() for r in reports]}, indent=2, default=str)
+        json.dumps({"runs": {run.name: run.as_dict() for run in runs}}, indent=2, default=str)
     )
     return plots
 
 
-def _plot_rewards(plt: Any, report: CheckpointReport, path: Path) -> None:
-    scores = report.scores
-    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
-    for values, label, color in (
-        (scores.reward_pos, "positive", "tab:green"),
-        (scores.reward_neg, "negative", "tab:red"),
-    ):
-        ordered = np.sort(values)
-        cdf.step(
-            ordered, np.arange(1, len(ordered) + 1) / len(ordered), where="post", label=label, color=color
-        )
-        quantiles.step(
-            (np.arange(len(ordered)) + 1) / len(ordered), ordered, where="pre", label=label, color=color
-        )
+def _step_curves(cdf: Any, quantiles: Any, values: np.ndarray, **style: Any) -> None:
+    """The empirical CDF and the quantile function of ``values``."""
+    ordered = np.sort(values)
+    levels = np.arange(1, len(ordered) + 1) / len(ordered)
+    cdf.step(ordered, levels, where="post", **style)
+    quantiles.step(levels, ordered, where="pre", **style)
+
+
+def _finish(fig: Any, cdf: Any, quantiles: Any, title: str, path: Path) -> None:
     cdf.set(title="empirical CDF of rewards", xlabel="reward  log pi - log pi_ref", ylabel="F(x)")
     quantiles.set(title="quantile functions (positive above = dominance)", xlabel="t", ylabel="Q(t)")
     for axis in (cdf, quantiles):
         axis.legend()
         axis.grid(alpha=0.3)
-    fig.suptitle(
-        f"{Path(report.checkpoint).name}: violation fraction {report.rewards.violation_fraction:.3f}"
-    )
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _plot_rewards(plt: Any, report: CheckpointReport, path: Path) -> None:
+    scores = report.scores
+    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
+    _step_curves(cdf, quantiles, scores.reward_pos, label="positive", color="tab:green")
+    _step_curves(cdf, quantiles, scores.reward_neg, label="negative", color="tab:red")
+    title = f"{Path(report.checkpoint).name}: violation fraction {report.rewards.violation_fraction:.3f}"
+    _finish(fig, cdf, quantiles, title, path)
     plt.close(fig)
 
 
-def _plot_trend(plt: Any, reports: list[CheckpointReport], path: Path) -> None:
+def _plot_runs(plt: Any, runs: list[RunReport], path: Path) -> None:
+    """The last checkpoint of every run overlaid: positives solid, negatives dashed, one color a run."""
+    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
+    for index, run in enumerate(runs):
+        scores, color = run.checkpoints[-1].scores, f"C{index}"
+        _step_curves(cdf, quantiles, scores.reward_pos, label=f"{run.name} positive", color=color)
+        _step_curves(cdf, quantiles, scores.reward_neg, label=f"{run.name} negative", color=color, ls="--")
+    _finish(fig, cdf, quantiles, "last checkpoint of each run", path)
+    plt.close(fig)
+
+
+def _plot_trend(plt: Any, runs: list[RunReport], path: Path) -> None:
     fig, axis = plt.subplots(figsize=(6, 4))
-    names = [str(r.step) if r.step is not None else Path(r.checkpoint).name for r in reports]
-    axis.plot(names, [r.rewards.violation_fraction for r in reports], marker="o", label="rewards")
-    axis.plot(names, [r.logp_violation for r in reports], marker="s", label="log-probs")
-    axis.axhline(reports[0].ref_logp_violation, color="grey", linestyle="--", label="reference log-probs")
+    for index, run in enumerate(runs):
+        steps = [r.step if r.step is not None else position for position, r in enumerate(run.checkpoints)]
+        violations = [r.rewards.violation_fraction for r in run.checkpoints]
+        axis.plot(steps, violations, marker="o", color=f"C{index}", label=f"{run.name} rewards")
+        logps = [r.logp_violation for r in run.checkpoints]
+        axis.plot(steps, logps, marker="s", color=f"C{index}", ls=":", label=f"{run.name} log-probs")
+    for index, run in enumerate(runs):
+        reference = run.checkpoints[0].ref_logp_violation
+        axis.axhline(reference, color=f"C{index}", ls="--", alpha=0.5, label=f"{run.name} reference")
     axis.set(
         title="violation fraction over training",
         xlabel="checkpoint step",
         ylabel="violation fraction",
         ylim=(0, 1),
     )
-    axis.legend()
+    axis.legend(fontsize="small")
     axis.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -71,13 +71,13 @@ class LabelMixingSampler(Sampler[int]):
             yield from (chunk[i] for i in order)
 
 
-def check_both_labels(n_pos: int, n_neg: int) -> None:
-    """Unpaired AOT needs desirable and undesirable samples; say which is missing and what to do."""
+def check_both_labels(n_pos: int, n_neg: int, what: str = "the training set") -> None:
+    """Unpaired AOT needs samples of both labels in ``what``; say which is missing and what to do."""
     if n_pos and n_neg:
         return
     missing = "label=False (undesirable)" if n_pos else "label=True (desirable)"
     raise ValueError(
-        f"rl: aot_unpaired needs samples of both labels, but the training set has {n_pos} with label=True "
+        f"rl: aot_unpaired needs samples of both labels, but {what} has {n_pos} with label=True "
         f"and {n_neg} with label=False: add {missing} rows (unpairing a paired dataset gives one of "
         "each per pair), or use rl: aot for paired data"
     )

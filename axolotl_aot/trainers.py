@@ -17,6 +17,11 @@ fetches a step's micro-batches) runs a no-grad scoring pass, computes each sampl
 weight dL/dr from the global coupling and caches the reference log-probs; each
 micro-batch then backpropagates a surrogate whose gradient is the large-batch gradient
 (GradCache, applied to AOT: AOT-NOTES section 6).
+
+Evaluation is whole-set: ``evaluation_loop`` (the Trainer's loop, not copied) has
+``_compute_loss`` keep each row's log-probs on the CPU instead of logging per-batch
+statistics, then gathers every rank's rows once and logs ``evaluation.eval_metrics``
+of the whole set: the same function ``aot-cli report`` calls.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from axolotl_aot.distributed import (
     surrogate,
     world_size,
 )
-from axolotl_aot.dominance import dominance_stats
+from axolotl_aot.evaluation import Scores, eval_metrics, reward_metrics
 from axolotl_aot.logps import ChunkedModel, chunked_head, sequence_logps
 from axolotl_aot.losses import aot_paired_loss, aot_unpaired_loss
 from axolotl_aot.sampler import LabelMixingSampler, check_both_labels
@@ -54,16 +59,25 @@ LOG = logging.getLogger(__name__)
 class AOTLossMixin:
     """What both AOT trainers share: the scoped loss, the step scope and the metrics.
 
-    A trainer supplies ``_loss_inputs`` (the tensors its loss takes, policy terms first),
+    A trainer supplies ``_row_columns`` (per-row log-probs of a batch, as ``Scores.from_columns``
+    reads them), ``_split`` (those columns as the tensors its loss takes, policy terms first),
     ``_loss_fn`` and ``_rewards`` (positive and negative rewards of those tensors).
     """
 
     aot: AOTArgs = AOTArgs()  # replaced by AOTPlugin.post_trainer_create with the YAML's aot_* keys
     paired: ClassVar[bool]
+    row_columns: ClassVar[int]  # how many per-row columns ``_row_columns`` returns
     policy_terms: ClassVar[int] = 2  # the first inputs of the loss carry the policy's gradient
+    _eval_rows: list[list[torch.Tensor]] | None = None  # set while evaluation_loop runs
+
+    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise NotImplementedError
 
     def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        raise NotImplementedError
+        return self._split(self._row_columns(model, inputs))
 
     def _loss_fn(self) -> Callable[..., torch.Tensor]:
         raise NotImplementedError
@@ -75,6 +89,12 @@ class AOTLossMixin:
         self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False
     ) -> Any:
         mode = "train" if self.model.training else "eval"
+        if self._eval_rows is not None:  # whole-set evaluation: keep the rows, log after the loop
+            columns = self._row_columns(model, inputs)
+            keep = self._real_rows(len(columns[0]))
+            self._eval_rows.append([c[:keep].detach().float().cpu() for c in columns])
+            loss = self._loss_fn()(*self._split(columns)).detach()
+            return (loss, None) if return_outputs else loss
         tensors = self._loss_inputs(model, inputs)
         if STEP_WEIGHTS in inputs:  # weighed by the step's scoring pass; logs once per step from there
             # The Trainer divides each micro-batch's loss by the accumulation count and data
@@ -101,6 +121,50 @@ class AOTLossMixin:
     def _scope(self, x: torch.Tensor) -> torch.Tensor:
         """The detached values that entered the sort (this rank's, or every rank's)."""
         return x if self.aot.aot_sort_scope == "local" else all_gather_variable(x)[0]
+
+    def evaluation_loop(
+        self,
+        dataloader: Any,
+        description: str,
+        prediction_loss_only: bool | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> Any:
+        """The Trainer's loop with ``_compute_loss`` buffering rows; the metrics once over the whole set.
+
+        Only the loss is predicted: AOT's metrics need the rewards, never the logits.
+        """
+        self._eval_rows = []
+        try:
+            output = super().evaluation_loop(dataloader, description, True, ignore_keys, metric_key_prefix)
+            rows = self._eval_rows
+        finally:
+            self._eval_rows = None
+        device = self.accelerator.device
+        columns = [  # every rank's rows, in rank order; ranks may hold different numbers
+            all_gather_variable(torch.cat([r[k] for r in rows] or [torch.empty(0)]).to(device))[0].cpu()
+            for k in range(self.row_columns)
+        ]
+        metrics = eval_metrics(
+            Scores.from_columns(self.paired, columns),
+            beta=self.beta,
+            cost=self.aot.aot_cost,
+            label_smoothing=self.aot.aot_label_smoothing,
+        )
+        output.metrics.update({f"{metric_key_prefix}_{key}": value for key, value in metrics.items()})
+        return output
+
+    def _real_rows(self, count: int) -> int:
+        """How many of this rank's ``count`` rows are evaluation rows rather than accelerate's padding.
+
+        On several ranks accelerate completes the last batch of each rank with rows from the
+        start of the set; ``gather_for_metrics`` keeps the first ``remainder`` rows of the
+        rank-ordered concatenation of that batch. The same rule here counts each row once.
+        """
+        state = self.accelerator.gradient_state
+        if not state.end_of_dataloader or state.remainder <= 0:
+            return count
+        return min(max(state.remainder - self.accelerator.process_index * count, 0), count)
 
     def get_batch_samples(
         self, epoch_iterator: Any, num_batches: int, device: torch.device
@@ -139,20 +203,13 @@ class AOTLossMixin:
         """Dominance of the sort's positive over negative rewards (beta-scaled, as TRL's rewards/*)."""
         metrics = self._metrics[mode]
         pos, neg = self.beta * pos.float(), self.beta * neg.float()
-        metrics["aot/sort_size"].append(float(len(pos) if self.paired else len(pos) + len(neg)))
-        if self.paired:
-            metrics["rewards/accuracies"].append((pos > neg).float().mean().item())
-        else:
+        if not self.paired:
             metrics["aot/one_sided"].append(float(not (pos.numel() and neg.numel())))
         if pos.numel() and neg.numel():
-            stats = dominance_stats(pos, neg)
-            metrics["aot/violation_fraction"].append(stats.violation_fraction)
-            metrics["aot/violation_area"].append(stats.violation_area)
-            metrics["aot/win_rate"].append(stats.win_rate)
-            metrics["aot/min_quantile_margin"].append(stats.min_quantile_margin)
-            metrics["rewards/chosen"].append(stats.mean_pos)
-            metrics["rewards/rejected"].append(stats.mean_neg)
-            metrics["rewards/margins"].append(stats.mean_pos - stats.mean_neg)
+            for key, value in reward_metrics(pos, neg, paired=self.paired).items():
+                metrics[key].append(value)
+        else:
+            metrics["aot/sort_size"].append(float(len(pos) + len(neg)))
 
     def _completion_logps(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         """(batch,) log pi(completion | prompt) summed over completion tokens, as TRL computes it."""
@@ -218,9 +275,10 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
 
     tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
     paired = True
+    row_columns = 4
 
-    def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        """Policy chosen, policy rejected, reference chosen, reference rejected log-probs."""
+    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        """Policy chosen, policy rejected, reference chosen, reference rejected log-probs of each pair."""
         chosen, rejected = self._completion_logps(model, inputs).chunk(2)
         if "ref_chosen_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
             inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = self.compute_ref_log_probs(
@@ -231,6 +289,9 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
     def _reference_outputs(self, logps: torch.Tensor) -> tuple[Any, Any]:
         """(chosen, rejected): the collator stacks the chosen rows above the rejected ones."""
         return logps.chunk(2)
+
+    def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
+        return columns
 
     def _loss_fn(self) -> Callable[..., torch.Tensor]:
         return functools.partial(aot_paired_loss, **self._loss_kwargs())
@@ -245,13 +306,16 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
 
     tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
     paired = False
+    row_columns = 3
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.train_dataset is not None:
-            labels = self.train_dataset["label"]
-            positives = sum(bool(label) for label in labels)
-            check_both_labels(positives, len(labels) - positives)
+        sets = {"the training set": self.train_dataset, "the evaluation set": self.eval_dataset}
+        for name, dataset in sets.items():
+            if dataset is not None and "label" in getattr(dataset, "column_names", ()):
+                labels = dataset["label"]
+                positives = sum(bool(label) for label in labels)
+                check_both_labels(positives, len(labels) - positives, name)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> LabelMixingSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -262,14 +326,19 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
             seed=self.args.seed,
         )
 
-    def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        """Rewards of the positives, rewards of the negatives."""
+    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+        """Policy log-prob, reference log-prob and label of each row."""
         logps = self._completion_logps(model, inputs)
         if "ref_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
             inputs["ref_logps"] = self.compute_ref_log_probs(self._reference_model(model), inputs)[0]
-        rewards = logps - inputs["ref_logps"]
-        labels = torch.as_tensor(inputs["label"], dtype=torch.bool, device=rewards.device)
-        return [rewards[labels], rewards[~labels]]
+        labels = torch.as_tensor(inputs["label"], dtype=logps.dtype, device=logps.device)
+        return [logps, inputs["ref_logps"], labels]
+
+    def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Rewards of the positives, rewards of the negatives."""
+        logps, ref_logps, labels = columns
+        rewards, positive = logps - ref_logps, labels.bool()
+        return [rewards[positive], rewards[~positive]]
 
     def _reference_outputs(self, logps: torch.Tensor) -> tuple[Any, Any]:
         """(completion log-probs, KL log-probs): AOT has no KL pass."""

@@ -1,17 +1,27 @@
 """Everything wrong with an AOT config, found before a GPU is rented: ``aot-cli validate``.
 
 The YAML goes through axolotl's own pipeline with the plugin registered (``config``), so
-schema errors are axolotl's. On top come the mistakes only AOT knows about: the plugin
-missing or not importable, a dataset type of the wrong family for the mode, an unusual
-beta, a sort too small for the paper's batch-size finding, and local dataset files that
-are missing or lack what the mode needs (checked on their first rows, through axolotl's
-own dataset types).
+schema errors are axolotl's. On top come what axolotl lets through silently and what only
+AOT knows about: unknown (misspelt) keys, a local ``base_model`` that does not exist, the
+plugin missing or not importable, a dataset type of the wrong family for the mode, an
+unusual beta, a sort too small for the paper's batch-size finding, and local dataset files
+that are missing (looked up as ``axolotl.cli.train`` does, from the current directory) or
+that the configured type does not render into what the mode trains: the first rows go
+through the type, with the model's tokenizer when the type needs one, and the rendered
+prompt must be text holding the row's user text, each answer non-empty text.
+
+Each check is one ``_check_*`` function adding ``Problem``s to the ``Report``.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import importlib
+import inspect
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +29,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from axolotl_aot import PLUGIN
 from axolotl_aot.records import is_local, iter_records
 
-PLUGIN = "axolotl_aot.AOTPlugin"
 AOT_RL = {"aot": "paired", "aot_unpaired": "unpaired"}
 AOT_RL_NAME = {mode: rl for rl, mode in AOT_RL.items()}
 FAMILY = {"paired": "dpo", "unpaired": "kto"}
@@ -29,6 +39,10 @@ NEEDS = {"paired": ("prompt", "chosen", "rejected"), "unpaired": ("prompt", "com
 MIN_SORT_SIZE = 16  # paper, Figure 2 (right): quality keeps rising up to per-GPU batches of about 35
 BETA_RANGE = (1e-3, 1.0)
 HEAD_ROWS = 5
+CLOSE_KEY = 0.8  # difflib ratio above which an unknown key is taken for a misspelling
+# The Python text of a message list, as str() of a list renders it: a type read messages as a string.
+MESSAGE_REPR = re.compile(r"""\{\s*['"](role|content)['"]\s*:""")
+CHAT_TYPES = {"paired": "chat_template.argilla_chat", "unpaired": "axolotl_aot_chat.unpaired"}
 
 Severity = Literal["error", "warning", "info"]
 
@@ -60,21 +74,31 @@ def validate_file(path: str | Path, *, n_gpu: int | None = None, as_gpu: bool = 
     if raw is None:
         return report
     n_gpu = n_gpu or int(os.environ.get("WORLD_SIZE", "1"))
-    mode = AOT_RL.get(raw.get("rl")) or raw.get("aot_mode")
-    if mode is None:
-        report.add(
-            "error", "rl", f"rl is {raw.get('rl')!r}, not aot or aot_unpaired: this is not an AOT config"
-        )
-        return report
-    if not _plugin_ready(raw, report):
+    mode = _mode(raw, report)
+    if mode is None or not _plugin_ready(raw, report):
         return report
     cfg = _axolotl_validate(raw, report, as_gpu=as_gpu, n_gpu=n_gpu)
+    _check_unknown_keys(raw, report)
+    _check_base_model(raw, report)
     _check_dataset_types(raw, mode, report)
     if cfg is not None:
         _check_beta(cfg, report)
         _check_sort_size(cfg, mode, n_gpu, report)
+        check_evaluation(cfg, report)
     _check_dataset_files(raw, mode, report)
     return report
+
+
+def _mode(raw: dict[str, Any], report: Report) -> str | None:
+    """``paired``/``unpaired`` from ``rl:`` (or an already rewritten ``aot_mode``), else an error."""
+    rl, mode = raw.get("rl"), raw.get("aot_mode")
+    if isinstance(rl, str) and rl in AOT_RL:
+        return AOT_RL[rl]
+    if isinstance(mode, str) and mode in FAMILY:
+        return mode
+    what = f"a {type(rl).__name__} ({rl!r})" if rl is not None and not isinstance(rl, str) else repr(rl)
+    report.add("error", "rl", f"rl is {what}, not aot or aot_unpaired: this is not an AOT config")
+    return None
 
 
 def _read_yaml(report: Report) -> dict[str, Any] | None:
@@ -97,21 +121,22 @@ def _read_yaml(report: Report) -> dict[str, Any] | None:
 
 
 def _plugin_ready(raw: dict[str, Any], report: Report) -> bool:
-    plugins = raw.get("plugins") or []
-    if PLUGIN not in plugins:
-        report.add(
-            "error",
-            "plugins",
-            f"rl: {raw.get('rl')} needs the AOT plugin; add `plugins: [{PLUGIN}]` "
-            "(without it axolotl ignores the aot_* keys and rejects the rl value)",
-        )
-        return False
     try:
         from axolotl.integrations.base import load_plugin
 
         load_plugin(PLUGIN)
+        from axolotl_aot.compat import plugin_autoloaded
     except Exception as err:  # an import error of any kind means axolotl would skip the plugin
         report.add("error", "plugins", f"{PLUGIN} cannot be imported ({err}); reinstall axolotl-aot")
+        return False
+    if PLUGIN not in (raw.get("plugins") or []) and not plugin_autoloaded():
+        report.add(
+            "error",
+            "plugins",
+            f"rl: {raw.get('rl')} needs the AOT plugin; add `plugins: [{PLUGIN}]` "
+            "(this axolotl loads only the plugins a config lists, so without it axolotl ignores the "
+            "aot_* keys and rejects the rl value; axolotl >= 0.21 loads the installed plugin by itself)",
+        )
         return False
     return True
 
@@ -130,6 +155,50 @@ def _axolotl_validate(raw: dict[str, Any], report: Report, *, as_gpu: bool, n_gp
     return None
 
 
+def _check_unknown_keys(raw: dict[str, Any], report: Report) -> None:
+    from axolotl_aot.config import known_keys
+
+    known = known_keys()
+    for key in raw:
+        if not isinstance(key, str) or key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=CLOSE_KEY)
+        if close:
+            report.add(
+                "error",
+                key,
+                f"unknown key {key!r}; did you mean {close[0]!r}? (axolotl ignores unknown keys, so the run "
+                f"would use the default {close[0]})",
+            )
+        else:
+            report.add("warning", key, f"unknown key {key!r}: axolotl ignores it")
+
+
+def _check_base_model(raw: dict[str, Any], report: Report) -> None:
+    for key in ("base_model", "tokenizer_config"):
+        value = raw.get(key)
+        if isinstance(value, str) and _path_like(value) and not Path(value).expanduser().exists():
+            report.add(
+                "error", key, _missing(value, report, "build or download the model there, or use a hub name")
+            )
+
+
+def _missing(value: str, report: Report, fix: str = "") -> str:
+    """A missing local path, and where it is if it exists relative to the config instead."""
+    beside = report.path.parent / value
+    if beside.exists() and not Path(value).is_absolute():
+        fix = (
+            f"it exists beside the config ({beside}), but axolotl.cli.train reads relative paths from the "
+            f"current directory ({Path.cwd()}): run from {report.path.parent} or give an absolute path"
+        )
+    return f"{value}: no such file or folder" + (f"; {fix}" if fix else "")
+
+
+def _path_like(value: str) -> bool:
+    """Whether a model name is a local path (a hub name is ``org/name``, never starting with these)."""
+    return value.startswith(("/", ".", "~")) or value.count("/") > 1
+
+
 def _datasets(raw: dict[str, Any]) -> list[tuple[str, int, dict[str, Any]]]:
     return [
         (section, index, dataset)
@@ -141,8 +210,6 @@ def _datasets(raw: dict[str, Any]) -> list[tuple[str, int, dict[str, Any]]]:
 
 def _transform(family: str, raw: dict[str, Any], section: str, index: int) -> Any:
     """axolotl's own transform for the dataset's ``type:`` in a DPO or KTO family (None: unknown)."""
-    import importlib
-
     dataset_type = raw[section][index].get("type")
     if dataset_type is None:
         return lambda row: row
@@ -207,32 +274,58 @@ def _check_sort_size(cfg: Any, mode: str, n_gpu: int, report: Report) -> None:
 
 
 def _check_dataset_files(raw: dict[str, Any], mode: str, report: Report) -> None:
-    base = report.path.parent
+    tokenizer: list[Any] = []  # loaded once, on first need
     for section, index, dataset in _datasets(raw):
         key, source = f"{section}[{index}]", str(dataset.get("path", ""))
         if not is_local(source):
             report.add("info", f"{key}.path", f"{source}: a hub dataset, not checked (offline)")
             continue
-        path = Path(source) if Path(source).exists() else base / source
+        path = Path(source).expanduser()  # axolotl.cli.train: relative to the current directory
         if not path.exists():
-            report.add("error", f"{key}.path", f"{source}: no such file or folder")
+            report.add("error", f"{key}.path", _missing(source, report))
             continue
         transform = _transform(FAMILY[mode], raw, section, index)
         if transform is None:
             continue  # the type error is already reported
+        if isinstance(transform, tuple):
+            transform = transform[0]  # (transform, map kwargs)
         try:
             head = list(itertools.islice(iter_records(path, dataset.get("split")), HEAD_ROWS))
         except (OSError, ValueError) as err:
             report.add("error", f"{key}.path", str(err))
             continue
+        if "tokenizer" in inspect.signature(transform).parameters:
+            if not tokenizer:
+                tokenizer.append(_tokenizer(raw))
+            if isinstance(tokenizer[0], str):
+                report.add("info", f"{key}.type", f"rows not rendered: {tokenizer[0]}")
+                continue
+            transform = functools.partial(transform, tokenizer=tokenizer[0])
         _check_rows(head, transform, mode, key, dataset, report)
+
+
+def _tokenizer(raw: dict[str, Any]) -> Any:
+    """The model's tokenizer from a local folder, or why it is not available (a string)."""
+    name = raw.get("tokenizer_config") or raw.get("base_model_config") or raw.get("base_model")
+    if not isinstance(name, str) or not Path(name).expanduser().exists():
+        return (
+            f"the type needs the tokenizer of {name!r}, which is not a local folder (not downloaded offline)"
+        )
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(Path(name).expanduser()), local_files_only=True)
+    except (OSError, ValueError) as err:
+        return f"the tokenizer of {name!r} does not load ({err})"
 
 
 def _check_rows(
     head: list, transform: Any, mode: str, key: str, dataset: dict[str, Any], report: Report
 ) -> None:
+    """Render the first rows with the type; report the first row that would not train as intended."""
     if not head:
         report.add("error", f"{key}.path", f"{dataset['path']}: no rows")
+    name = dataset.get("type")
     for record in head:
         where = f"{dataset['path']} row {record.index + 1}"
         if record.row is None:
@@ -244,16 +337,77 @@ def _check_rows(
             report.add(
                 "error",
                 f"{key}.type",
-                f"{where} has no column {err} that type {dataset.get('type')!r} reads; "
+                f"{where} has no column {err} that type {name!r} reads; "
                 f"its columns are {', '.join(record.row)}",
             )
             return
-        missing = [column for column in NEEDS[mode] if row.get(column) in (None, "")]
-        if missing:
-            report.add(
-                "error",
-                f"{key}.path",
-                f"{where}: after type {dataset.get('type')!r} it has no {', '.join(missing)}; "
-                f"rl: {AOT_RL_NAME[mode]} needs {', '.join(NEEDS[mode])}",
-            )
+        except Exception as err:  # whatever the type raises, training would raise it too
+            report.add("error", f"{key}.type", f"{where}: type {name!r} fails on it: {err}")
             return
+        problem = _rendering_problem(record.row, row, mode)
+        if problem:
+            chat = "" if name == CHAT_TYPES[mode] else f"; for message lists use type: {CHAT_TYPES[mode]}"
+            report.add("error", f"{key}.type", f"{where}, rendered with type {name!r}: {problem}{chat}")
+            return
+
+
+def _rendering_problem(source: dict[str, Any], row: dict[str, Any], mode: str) -> str | None:
+    """What is wrong with one row as the type renders it for training, or None."""
+    missing = [column for column in NEEDS[mode] if row.get(column) in (None, "")]
+    if missing:
+        return f"it has no {', '.join(missing)}; rl: {AOT_RL_NAME[mode]} needs {', '.join(NEEDS[mode])}"
+    for column in NEEDS[mode]:
+        value = row[column]
+        if column == "label":
+            continue
+        if not isinstance(value, str):
+            return (
+                f"{column} is a {type(value).__name__}, not text (training fails: text input must be a str)"
+            )
+        if MESSAGE_REPR.search(value):
+            return f"{column} holds the Python text of a message list: {value[:60]!r}..."
+        if not value.strip():
+            return f"{column} is empty"
+    user = _user_text(source)
+    if user and user.strip() not in row["prompt"]:
+        return f"the prompt {row['prompt'][:60]!r} does not contain the row's user text {user[:40]!r}"
+    chosen = source.get("chosen")
+    answer = _user_text({"chosen": chosen}, ("chosen",), "assistant") if isinstance(chosen, list) else None
+    if mode == "paired" and answer and answer.strip() in row["prompt"]:
+        return (
+            f"the prompt contains the chosen answer {answer[:40]!r}: the type reads the prompt from a column "
+            "holding the whole conversation (UltraFeedback's messages)"
+        )
+    return None
+
+
+def _user_text(
+    row: dict[str, Any], columns: tuple[str, ...] = ("prompt", "question", "instruction"), role: str = "user"
+) -> str | None:
+    """The last ``role`` turn of a source row: the first of ``columns`` that is text or a message list."""
+    for column in columns:
+        value = row.get(column)
+        if isinstance(value, str) and value.strip():
+            return value
+        if isinstance(value, list):
+            turns = [m.get("content") for m in value if isinstance(m, dict) and m.get("role") == role]
+            if turns and isinstance(turns[-1], str):
+                return turns[-1]
+    return None
+
+
+def check_evaluation(cfg: Any, report: Report) -> None:
+    """Warn when training would never evaluate: no whole-set eval_aot/* metrics, no best checkpoint."""
+    if not cfg.test_datasets and not cfg.val_set_size:
+        key, why = "test_datasets", "it has neither test_datasets nor val_set_size"
+    elif cfg.eval_strategy == "no" and not cfg.eval_steps:
+        key, why = "eval_strategy", "eval_strategy is 'no'"
+    else:
+        return
+    report.add(
+        "warning",
+        key,
+        f"this config evaluates nothing ({why}): training will not log the held-out dominance "
+        "(eval_aot/violation_fraction, eval_aot/win_rate) nor keep the best checkpoint; add test_datasets "
+        "(or val_set_size) and eval_steps",
+    )

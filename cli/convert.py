@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
+from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json, verbatim
 
 if TYPE_CHECKING:
     from axolotl_aot.convert import ConversionStats
@@ -42,14 +42,26 @@ def convert_dataset(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace DST (and the rejects file) if it exists.")
     ] = False,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="FIELD=COLUMN",
+            help="Read FIELD (prompt, question, system, chosen, rejected) from COLUMN. Repeatable.",
+        ),
+    ] = None,
     json_output: Json = False,
     debug: Debug = False,
 ) -> None:
     """Turn each preference pair into one positive and one negative row: prompt, completion, label, pair_id.
 
     Chat inputs keep message lists. Every input row is written or counted as dropped with its
-    reason; the summary shows that rows in = pairs converted + rows dropped. The output appears
-    only when the conversion finished (written to a temporary file, then renamed).
+    reason; the summary shows that rows in = pairs converted + rows dropped, and ends with the
+    `datasets:` entry that trains the output under rl: aot_unpaired. The output appears only
+    when the conversion finished (written to a temporary file, then renamed).
+
+    Exit code 0: written; 1: nothing written (no pair converted, --strict with drops, DST or
+    --rejects that is the source, each other, a folder or in a folder that cannot be created,
+    unreadable input); 2: bad options.
 
     Example: aot-cli convert-dataset paired.jsonl unpaired.jsonl --rejects dropped.jsonl
     """
@@ -58,6 +70,7 @@ def convert_dataset(
 
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"must be one of {', '.join(LAYOUTS)}", param_hint="--format")
+    columns = dict(_field_column(text) for text in column or [])
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -86,6 +99,7 @@ def convert_dataset(
             rejects=rejects,
             strict=strict,
             overwrite=overwrite,
+            columns=columns,
             on_row=on_row,
         )
     if json_output:
@@ -94,15 +108,27 @@ def convert_dataset(
         _print_summary(src, dst, stats, rejects)
 
 
+def _field_column(text: str) -> tuple[str, str]:
+    name, sep, source = text.partition("=")
+    if not (sep and name and source):
+        raise typer.BadParameter(
+            f"{text!r} is not FIELD=COLUMN, e.g. chosen=chosen_response", param_hint="--column"
+        )
+    return name, source
+
+
 def _print_summary(src: str, dst: Path, stats: ConversionStats, rejects: Path | None) -> None:
-    console.print(f"{src} -> {dst}", highlight=False)
+    from axolotl_aot.convert import datasets_yaml
+
+    console.print(verbatim(f"{src} -> {dst}"), highlight=False)
     table = Table(show_header=True, header_style="bold")
     table.add_column("")
     table.add_column("rows", justify="right")
     table.add_row("input rows read", f"{stats.rows_read:,}")
     table.add_row("  pairs converted", f"{stats.pairs_converted:,}")
     for reason, count in stats.dropped.most_common():
-        table.add_row(f"  dropped: {reason}", f"{count:,}", style="yellow")
+        first = f" (first: row {stats.first_rows[reason]})"
+        table.add_row(verbatim(f"  dropped: {reason}{first}"), f"{count:,}", style="yellow")
     table.add_row("output rows (2 per pair)", f"{2 * stats.pairs_converted:,}")
     if stats.duplicates_removed:
         table.add_row("  removed by --dedupe", f"{stats.duplicates_removed:,}")
@@ -118,4 +144,6 @@ def _print_summary(src: str, dst: Path, stats: ConversionStats, rejects: Path | 
     if stats.limit_reached:
         console.print("stopped at --limit: later rows were not read", style="yellow")
     if rejects is not None and stats.rows_dropped:
-        console.print(f"dropped rows with their reasons: {rejects}", highlight=False)
+        console.print(verbatim(f"dropped rows with their reasons: {rejects}"), highlight=False)
+    console.print("for rl: aot_unpaired, in the YAML:", highlight=False)
+    console.print(verbatim(datasets_yaml(dst, stats.dataset_type)), highlight=False, soft_wrap=True)

@@ -1,7 +1,9 @@
-"""``aot-cli report``: dominance of positive over negative rewards for trained checkpoints."""
+"""``aot-cli report``: dominance of positive over negative rewards for trained checkpoints, by run."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,21 +14,53 @@ from rich.table import Table
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
 
 if TYPE_CHECKING:
-    from axolotl_aot.report import CheckpointReport
+    from axolotl_aot.report import CheckpointReport, RunReport
+
+
+@dataclass
+class RunSpec:
+    """One run as given on the command line."""
+
+    name: str
+    config: Path
+    patterns: list[str] = field(default_factory=list)
+    data: Path | None = None
 
 
 def report(
     checkpoints: Annotated[
-        list[str], typer.Argument(metavar="CHECKPOINT...", help="Model or adapter folders; globs work.")
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="[CHECKPOINT...]", help="One run's model or adapter folders; globs work. Or use --run."
+        ),
+    ] = None,
+    run: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--run",
+            metavar="NAME=GLOB",
+            help="A run's checkpoints (folders or globs); repeat for several runs, or for several globs.",
+        ),
+    ] = None,
     config: Annotated[
-        Path, typer.Option("--config", help="The axolotl YAML the checkpoints were trained with.")
-    ],
+        list[str] | None,
+        typer.Option(
+            "--config",
+            metavar="[NAME=]FILE",
+            help="The axolotl YAML a run was trained with (rl: aot, aot_unpaired, dpo, ipo, simpo or kto): "
+            "FILE for CHECKPOINT... arguments, NAME=FILE for each --run.",
+        ),
+    ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Evaluation rows (paired or unpaired, as the config's mode needs).")
+        list[str] | None,
+        typer.Option(
+            metavar="[NAME=]FILE",
+            help="Evaluation rows (paired or unpaired, as a run's config needs): FILE for every run, "
+            "or NAME=FILE per run. Default: each config's test_datasets or val_set_size.",
+        ),
     ] = None,
     ref: Annotated[
-        str | None, typer.Option(help="Reference model (default: the config's base_model).")
+        str | None, typer.Option(help="Reference model (default: each config's base_model).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for report.json and the PNG plots.")] = Path("aot-report"),
     batch_size: Annotated[int, typer.Option(min=1, help="Rows scored per forward pass.")] = 16,
@@ -34,41 +68,90 @@ def report(
     json_output: Json = False,
     debug: Debug = False,
 ) -> None:
-    """Score an evaluation set under each checkpoint and its reference; print dominance statistics.
+    r"""Score an evaluation set under each checkpoint and its reference; print dominance statistics.
 
     Reward = summed completion log-prob under the checkpoint minus under the reference (for
     adapters the adapter-disabled base). Rows are formatted and tokenized exactly as training
-    does. Writes report.json and plots (reward CDFs and quantile curves per checkpoint, the
-    violation fraction across checkpoints) to --out.
+    does. Several runs (e.g. a DPO baseline and an AOT run) are scored side by side, each under
+    its own config: one trend table with a run column. Writes report.json (keyed by run) and
+    plots (reward CDFs and quantile curves per checkpoint, the last checkpoints of all runs
+    overlaid, the violation fraction across checkpoints) to --out.
 
-    Example: aot-cli report "outputs/tiny-aot/checkpoint-*" --config example_yamls/tiny/aot.yml
+    Example: aot-cli report "outputs/tiny-aot/checkpoint-\*" --config example_yamls/tiny/aot.yml
+    --data axolotl_aot/data/parity_paired_test.jsonl
+
+    Two runs side by side: aot-cli report --run dpo="outputs/dpo/checkpoint-\*" --config dpo=dpo.yml
+    --run aot="outputs/aot/checkpoint-\*" --config aot=example_yamls/tiny/aot.yml
     --data axolotl_aot/data/parity_paired_test.jsonl
     """
-    reports, plots = guarded(
-        debug, _run, checkpoints, config, data, ref, out, batch_size, max_samples, json_output
-    )
+    specs = _run_specs(checkpoints or [], run or [], config or [], data or [])
+    runs, plots = guarded(debug, _run, specs, ref, out, batch_size, max_samples, json_output)
     if json_output:
-        print_json({"out": str(out), "checkpoints": [r.as_dict() for r in reports]})
+        print_json({"out": str(out), "runs": {r.name: r.as_dict() for r in runs}})
         return
-    for item in reports:
-        _print_checkpoint(item)
-    if len(reports) > 1:
-        _print_trend(reports)
+    for item in runs:
+        for checkpoint in item.checkpoints:
+            _print_checkpoint(checkpoint, item.name if len(runs) > 1 else None)
+    if len(runs) > 1 or len(runs[0].checkpoints) > 1:
+        _print_trend(runs)
     console.print(f"report: {out / 'report.json'}", highlight=False)
     for plot in plots:
         console.print(f"plot: {plot}", highlight=False)
 
 
+def _named(value: str, option: str) -> tuple[str, str]:
+    name, sep, rest = value.partition("=")
+    if not sep or not name or not rest:
+        raise typer.BadParameter(f"{value!r}: expected NAME=VALUE", param_hint=option)
+    return name, rest
+
+
+def _run_specs(checkpoints: list[str], runs: list[str], configs: list[str], data: list[str]) -> list[RunSpec]:
+    """The runs of the command line: CHECKPOINT... with one --config FILE, or --run/--config NAME=..."""
+    if checkpoints and runs:
+        raise typer.BadParameter("give checkpoints as arguments (one run) or with --run NAME=GLOB, not both")
+    if not checkpoints and not runs:
+        raise typer.BadParameter("no checkpoints: pass CHECKPOINT... or --run NAME=GLOB")
+    if not configs:
+        raise typer.BadParameter("each run needs the config it was trained with", param_hint="--config")
+    if checkpoints:
+        if len(configs) != 1:
+            raise typer.BadParameter(
+                "one run (CHECKPOINT... arguments) takes one config", param_hint="--config"
+            )
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(configs[0]).stem)
+        specs = {name: RunSpec(name, Path(configs[0]), list(checkpoints))}
+    else:
+        specs = {}
+        for value in runs:
+            name, pattern = _named(value, "--run")
+            specs.setdefault(name, RunSpec(name, Path()))
+            specs[name].patterns.append(pattern)
+        given: set[str] = set()
+        for value in configs:
+            name, path = _named(value, "--config")
+            if name not in specs or name in given:
+                problem = "is not a --run name" if name not in specs else "has two configs"
+                raise typer.BadParameter(f"{name!r} {problem}", param_hint="--config")
+            specs[name].config = Path(path)
+            given.add(name)
+        if missing := [name for name in specs if name not in given]:
+            raise typer.BadParameter(f"no config for run(s) {', '.join(missing)}", param_hint="--config")
+    if len(data) == 1 and data[0].partition("=")[0] not in specs:
+        for spec in specs.values():
+            spec.data = Path(data[0])
+    else:
+        for value in data:
+            name, path = _named(value, "--data")
+            if name not in specs:
+                raise typer.BadParameter(f"{name!r} is not a run name", param_hint="--data")
+            specs[name].data = Path(path)
+    return list(specs.values())
+
+
 def _run(
-    checkpoints: list[str],
-    config: Path,
-    data: Path | None,
-    ref: str | None,
-    out: Path,
-    batch_size: int,
-    max_samples: int | None,
-    quiet: bool,
-) -> tuple[list[CheckpointReport], list[Path]]:
+    specs: list[RunSpec], ref: str | None, out: Path, batch_size: int, max_samples: int | None, quiet: bool
+) -> tuple[list[RunReport], list[Path]]:
     import datasets
     import torch
     import transformers
@@ -78,11 +161,15 @@ def _run(
     datasets.disable_progress_bars()  # this command shows its own progress
     transformers.utils.logging.disable_progress_bar()
 
+    lib.prepare_out(out)  # before anything is scored
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    paths = lib.resolve_checkpoints(checkpoints)
-    cfg = lib.load_report_config(config, data, ref)
-    dataset = lib.load_eval_dataset(cfg, max_samples)
-    reports = []
+    prepared = []
+    for spec in specs:  # every run's inputs are checked before the first one is scored
+        lib.check_run_name(spec.name)
+        paths = lib.resolve_checkpoints(spec.patterns)
+        cfg = lib.load_report_config(spec.config, spec.data, ref)
+        prepared.append((spec, paths, cfg, lib.load_eval_dataset(cfg, max_samples)))
+    runs = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -92,34 +179,44 @@ def _run(
         transient=True,
         disable=quiet,
     ) as progress:
-        for path in paths:
-            task = progress.add_task(f"scoring {path.name}", total=None)
-            model, reference, tokenizer = lib.load_models(path, cfg, ref, device)
-            scores = lib.score(
-                model,
-                reference,
-                tokenizer,
-                dataset,
-                cfg,
-                batch_size=batch_size,
-                device=device,
-                on_batch=lambda done, total, task=task: progress.update(task, completed=done, total=total),
+        for spec, paths, cfg, dataset in prepared:
+            beta = lib.run_beta(cfg)
+            result = lib.RunReport(
+                spec.name,
+                str(spec.config),
+                str(spec.data) if spec.data else None,
+                lib.method(cfg),
+                lib.data_mode(cfg),
+                beta,
             )
-            reports.append(lib.summarize(path, scores, cfg.rl_beta))
-            progress.remove_task(task)
-    settings = {
-        "config": str(config),
-        "data": str(data) if data else None,
-        "mode": cfg.aot_mode,
-        "beta": cfg.rl_beta,
-    }
-    return reports, lib.write_outputs(reports, out, settings)
+            for path in paths:
+                task = progress.add_task(f"scoring {spec.name}: {path.name}", total=None)
+                model, reference, tokenizer = lib.load_models(path, cfg, ref, device)
+                scores = lib.score(
+                    model,
+                    reference,
+                    tokenizer,
+                    dataset,
+                    cfg,
+                    batch_size=batch_size,
+                    device=device,
+                    on_batch=lambda done, total, task=task: progress.update(
+                        task, completed=done, total=total
+                    ),
+                )
+                cost, smoothing = cfg.aot_cost or "logistic", cfg.aot_label_smoothing or 0.0
+                result.checkpoints.append(lib.summarize(path, scores, beta, cost, smoothing))
+                progress.remove_task(task)
+            runs.append(result)
+    return runs, lib.write_outputs(runs, out)
 
 
-def _print_checkpoint(item: CheckpointReport) -> None:
+def _print_checkpoint(item: CheckpointReport, run: str | None) -> None:
     stats = item.rewards
+    prefix = f"{run}: " if run else ""
     table = Table(
-        title=f"{item.checkpoint}  ({item.n_pos} positive, {item.n_neg} negative)", title_justify="left"
+        title=f"{prefix}{item.checkpoint}  ({item.n_pos} positive, {item.n_neg} negative)",
+        title_justify="left",
     )
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -142,20 +239,24 @@ def _print_checkpoint(item: CheckpointReport) -> None:
     console.print(f"verdict: {item.verdict}", style=style, highlight=False)
 
 
-def _print_trend(reports: list[CheckpointReport]) -> None:
-    table = Table(title="over training", title_justify="left")
+def _print_trend(runs: list[RunReport]) -> None:
+    table = Table(title="over training" if len(runs) == 1 else "runs side by side", title_justify="left")
+    table.add_column("run", no_wrap=True)
     table.add_column("checkpoint", no_wrap=True)
     for column in ("violation", "win rate", "min margin", "log-prob violation", "pair acc."):
         table.add_column(column, justify="right")
-    table.add_row("reference", "-", "-", "-", f"{reports[0].ref_logp_violation:.3f}", "-")
-    for item in reports:
-        accuracy = f"{item.pair_accuracy:.3f}" if item.pair_accuracy is not None else "-"
-        table.add_row(
-            f"step {item.step}" if item.step is not None else Path(item.checkpoint).name,
-            f"{item.rewards.violation_fraction:.3f}",
-            f"{item.rewards.win_rate:.3f}",
-            f"{item.rewards.min_quantile_margin:+.3f}",
-            f"{item.logp_violation:.3f}",
-            accuracy,
-        )
+    for run in runs:
+        reference = run.checkpoints[0].ref_logp_violation
+        table.add_row(f"{run.name} ({run.method})", "reference", "-", "-", "-", f"{reference:.3f}", "-")
+        for item in run.checkpoints:
+            accuracy = f"{item.pair_accuracy:.3f}" if item.pair_accuracy is not None else "-"
+            table.add_row(
+                f"{run.name} ({run.method})",
+                f"step {item.step}" if item.step is not None else Path(item.checkpoint).name,
+                f"{item.rewards.violation_fraction:.3f}",
+                f"{item.rewards.win_rate:.3f}",
+                f"{item.rewards.min_quantile_margin:+.3f}",
+                f"{item.logp_violation:.3f}",
+                accuracy,
+            )
     console.print(table)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json
+from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json, verbatim
 
 if TYPE_CHECKING:
     from axolotl_aot.validate import Report
@@ -30,9 +30,10 @@ def validate(
 ) -> None:
     """Check axolotl YAMLs for AOT training, exactly as axolotl.cli.train would, without loading a model.
 
-    Reports YAML syntax errors (line and column), axolotl schema errors, AOT mistakes and
-    local dataset files that are missing or lack the columns the mode needs. Exit code 1 if
-    any error was found.
+    Reports YAML syntax errors (line and column), axolotl schema errors, unknown (misspelt)
+    keys, a local base_model that does not exist, AOT mistakes, and local dataset files that
+    are missing or that the configured type renders wrongly (first rows). Exit code 0: no
+    error (warnings allowed); 1: an error in any file; 2: bad options.
 
     Example: aot-cli validate example_yamls/aot.yml --gpu --num-gpus 8
     """
@@ -55,7 +56,7 @@ def validate(
 def _print_report(report: Report) -> None:
     errors = sum(p.severity == "error" for p in report.problems)
     verdict = "[bold green]OK[/]" if report.ok else f"[bold red]{errors} error(s)[/]"
-    console.print(f"{report.path}: {verdict}", highlight=False)
+    console.print(f"{verbatim(report.path)}: {verdict}", highlight=False)
     if not report.problems:
         return
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -64,6 +65,8 @@ def _print_report(report: Report) -> None:
     table.add_column("problem", overflow="fold")
     for problem in report.problems:
         table.add_row(
-            f"[{STYLE[problem.severity]}]{problem.severity}[/]", problem.key or "-", problem.message
+            f"[{STYLE[problem.severity]}]{problem.severity}[/]",
+            verbatim(problem.key or "-"),
+            verbatim(problem.message),
         )
     console.print(table)

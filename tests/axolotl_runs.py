@@ -37,6 +37,8 @@ def tiny_config(tmp_path: Path, mode: str = "paired", **changes) -> Path:
 def make_config(tmp_path: Path, mode: str, model: Path, **changes) -> Path:
     """A tiny config that trains ``model`` into ``tmp_path/out``, with a checkpoint at the last step."""
     changes.setdefault("save_steps", changes["max_steps"])  # the checkpoint holds the log history
+    if not {"eval_steps", "eval_strategy"} & changes.keys():  # evaluate only when a test asks
+        changes.update(eval_steps=None, eval_strategy="no")
     return tiny_config(
         tmp_path,
         mode,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from axolotl_runs import tiny_config as tiny
+from axolotl_runs import tiny_config
 from typer.testing import CliRunner
 
 from axolotl_aot_cli.app import app
@@ -17,13 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
+@pytest.fixture
+def tiny(tiny_model: Path) -> Callable[..., Path]:
+    """``tiny_config`` training the tiny model built for the session (its tokenizer renders chat types)."""
+    return functools.partial(tiny_config, base_model=str(tiny_model))
+
+
 def problems(path: Path, *extra: str) -> tuple[int, list[dict]]:
     result = runner.invoke(app, ["validate", str(path), "--json", *extra])
     return result.exit_code, json.loads(result.stdout)[0]["problems"]
 
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])
-def test_tiny_configs_pass_with_no_problem(tmp_path, mode):
+def test_tiny_configs_pass_with_no_problem(tmp_path, mode, tiny):
     assert problems(tiny(tmp_path, mode)) == (0, [])
 
 
@@ -48,7 +56,6 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "key", "text"),
     [
-        ({"plugins": None}, "plugins", "add `plugins: [axolotl_aot.AOTPlugin]`"),
         ({"aot_cost": "hinge"}, "aot_cost", "Input should be 'logistic', 'squared_hinge' or 'least_squares'"),
         ({"sample_packing": True}, "", "sample_packing: True cannot be used with rl: aot"),
         (
@@ -67,13 +74,13 @@ def test_yaml_syntax_error_has_line_and_column(tmp_path):
         ),
     ],
 )
-def test_errors_name_the_key(tmp_path, changes, key, text):
+def test_errors_name_the_key(tmp_path, changes, key, text, tiny):
     code, found = problems(tiny(tmp_path, **changes))
     assert code == 1
     assert any(p["severity"] == "error" and p["key"] == key and text in p["message"] for p in found), found
 
 
-def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
+def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path, tiny):
     paired_type = [
         {"path": str(ROOT / "axolotl_aot/data/parity_paired_train.jsonl"), "type": "chat_template.default"}
     ]
@@ -92,7 +99,7 @@ def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path):
     assert "its columns are prompt, chosen, rejected" in message
 
 
-def test_warnings_do_not_fail(tmp_path):
+def test_warnings_do_not_fail(tmp_path, tiny):
     code, found = problems(tiny(tmp_path, rl_beta=5.0, micro_batch_size=4), "--num-gpus", "2")
     assert code == 0
     assert {p["key"] for p in found if p["severity"] == "warning"} == {"rl_beta", "micro_batch_size"}
@@ -106,7 +113,7 @@ def test_warnings_do_not_fail(tmp_path):
     assert code == 0 and found == []  # 2 x 2 ranks x 4 accumulation steps = 16 pairs per sort
 
 
-def test_not_an_aot_config_and_missing_file(tmp_path):
+def test_not_an_aot_config_and_missing_file(tmp_path, tiny):
     code, found = problems(tiny(tmp_path, rl="dpo"))
     assert code == 1 and found[0]["key"] == "rl"
     result = runner.invoke(app, ["validate", str(tmp_path / "nope.yml")])
@@ -120,7 +127,7 @@ def test_help_and_usage_errors():
     assert runner.invoke(app, ["validate", "x.yml", "--num-gpus", "0"]).exit_code == 2
 
 
-def test_installed_executable(tmp_path):
+def test_installed_executable(tmp_path, tiny):
     done = subprocess.run(
         [Path(sys.executable).parent / "aot-cli", "validate", tiny(tmp_path), "--json"],
         capture_output=True,
@@ -128,3 +135,85 @@ def test_installed_executable(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("key", "nearest"), [("aot_cots", "aot_cost"), ("aot_sort_scop", "aot_sort_scope"), ("rl_bta", "rl_beta")]
+)
+def test_a_misspelt_key_is_an_error_naming_the_nearest_key(tmp_path, tiny, key, nearest):
+    code, found = problems(tiny(tmp_path, **{key: 1}))
+    assert code == 1
+    assert found == [
+        {
+            "severity": "error",
+            "key": key,
+            "message": f"unknown key {key!r}; did you mean {nearest!r}? (axolotl ignores unknown keys, "
+            f"so the run would use the default {nearest})",
+        }
+    ]
+
+
+def test_an_unknown_key_like_no_other_is_a_warning(tmp_path, tiny):
+    code, found = problems(tiny(tmp_path, my_notes="x"))
+    assert (code, found) == (
+        0,
+        [{"severity": "warning", "key": "my_notes", "message": "unknown key 'my_notes': axolotl ignores it"}],
+    )
+
+
+def test_a_missing_local_base_model_is_an_error(tmp_path, tiny):
+    code, found = problems(tiny(tmp_path, base_model="./models/none"))
+    assert code == 1
+    assert found[0]["key"] == "base_model"
+    assert found[0]["message"].startswith(
+        "./models/none: no such file or folder; build or download the model"
+    )
+
+
+def test_relative_paths_are_read_from_the_current_directory_as_axolotl_does(tmp_path, tiny, monkeypatch):
+    (tmp_path / "cfgs").mkdir()
+    data = tmp_path / "cfgs" / "train.jsonl"
+    data.write_text((ROOT / "axolotl_aot/data/parity_paired_train.jsonl").read_text())
+    config = tiny(
+        tmp_path / "cfgs",
+        datasets=[{"path": "train.jsonl", "type": "chatml.prompt_pairs"}],
+        test_datasets=None,
+        val_set_size=0.1,  # evaluates: no warning
+    )
+    monkeypatch.chdir(tmp_path)
+    code, found = problems(config)
+    assert code == 1
+    assert found[0]["key"] == "datasets[0].path"
+    assert found[0]["message"] == (
+        f"train.jsonl: no such file or folder; it exists beside the config ({data}), but axolotl.cli.train "
+        f"reads relative paths from the current directory ({tmp_path}): run from {data.parent} or give an "
+        "absolute path"
+    )
+    monkeypatch.chdir(tmp_path / "cfgs")
+    assert problems(config) == (0, [])
+
+
+def test_a_malformed_rl_fails_its_file_and_the_others_are_still_checked(tmp_path, tiny):
+    (tmp_path / "a").mkdir()
+    bad, good = tiny(tmp_path / "a", rl=["aot"]), tiny(tmp_path)
+    result = runner.invoke(app, ["validate", str(bad), str(good), "--json"])
+    assert result.exit_code == 1
+    first, second = json.loads(result.stdout)
+    assert first["problems"] == [
+        {
+            "severity": "error",
+            "key": "rl",
+            "message": "rl is a list (['aot']), not aot or aot_unpaired: this is not an AOT config",
+        }
+    ]
+    assert second["ok"] is True and second["problems"] == []
+
+
+def test_messages_print_verbatim(tmp_path, tiny):
+    (tmp_path / "in[v2]").mkdir()
+    config = tiny(tmp_path / "in[v2]", rl=["aot"])
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 1
+    output = "".join(result.output.split())  # rich may wrap a long path anywhere
+    assert "".join(f"{config}: 1 error(s)".split()) in output
+    assert "rlisalist(['aot'])" in output

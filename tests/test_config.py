@@ -103,11 +103,6 @@ def test_a_foreign_trainer_cls_conflicts(tmp_path):
         load_and_validate(tiny_config(tmp_path, trainer_cls="my.Trainer"))
 
 
-def test_without_the_plugin_rl_aot_is_not_a_known_rl(tmp_path):
-    with pytest.raises(ValidationError, match="rl"):
-        load_and_validate(tiny_config(tmp_path, plugins=None))
-
-
 @pytest.mark.parametrize(
     ("rl", "mode", "base"), [("aot", "paired", "dpo"), ("aot_unpaired", "unpaired", "kto")]
 )

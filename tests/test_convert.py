@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import re
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from datasets import Dataset, DatasetDict
 from typer.testing import CliRunner
 
@@ -17,6 +22,13 @@ from axolotl_aot.convert import convert_dataset
 from axolotl_aot_cli.app import app
 
 USER = {"role": "user", "content": "hi"}
+USER_P1 = {"role": "user", "content": "p1"}
+
+
+def answer(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
 HH_PROMPT = "\n\nHuman: a\n\nAssistant: b\n\nHuman: what color is the sky?\n\nAssistant:"
 
 GOOD = [
@@ -87,23 +99,24 @@ def test_accounting_is_exact_on_a_file_mixing_every_layout(tmp_path):
         by_pair.setdefault(row["pair_id"], {})[row["label"]] = row
     assert len(by_pair) == len(GOOD)
     pairs = [by_pair[k] for k in sorted(by_pair)]
-    assert pairs[0][True] == {"prompt": "p1", "completion": "a", "label": True, "pair_id": 0}
+    # Chat rows share the file, so string rows are written as chat too (one column type per column).
+    assert pairs[0][True] == {"prompt": [USER_P1], "completion": [answer("a")], "label": True, "pair_id": 0}
     assert pairs[1][False] == {
-        "prompt": "q2",
-        "completion": "no",
+        "prompt": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q2"}],
+        "completion": [answer("no")],
         "label": False,
         "pair_id": 2,
-        "system": "be brief",
     }
-    assert pairs[2][True]["prompt"] == [USER] and pairs[2][True]["completion"] == [
-        {"role": "assistant", "content": "A"}
+    assert pairs[2][True]["prompt"] == [USER] and pairs[2][True]["completion"] == [answer("A")]
+    assert pairs[3][False]["prompt"] == [USER] and pairs[3][False]["completion"] == [answer("C")]
+    assert pairs[4][True]["prompt"] == [USER] and pairs[4][False]["completion"] == [answer("go away")]
+    assert pairs[5][True]["prompt"] == [
+        {"role": "user", "content": "a"},
+        answer("b"),
+        {"role": "user", "content": "what color is the sky?"},
     ]
-    assert pairs[3][False]["prompt"] == [USER] and pairs[3][False]["completion"][0]["content"] == "C"
-    assert (
-        pairs[4][True]["prompt"] == "\n\nHuman: hi\n\nAssistant:"
-        and pairs[4][False]["completion"] == "go away"
-    )
-    assert pairs[5][True]["prompt"] == HH_PROMPT and pairs[5][True]["completion"] == "The sky is blue"
+    assert pairs[5][True]["completion"] == [answer("The sky is blue")]
+    assert stats.dataset_type == "axolotl_aot_chat.unpaired"
     rejects = read_jsonl(tmp_path / "rejects.jsonl")
     assert Counter(r["reason"].split(":")[0] for r in rejects) == Counter(r.split(":")[0] for _, r in BAD)
     undecodable = next(r for r in rejects if r["reason"].startswith("undecodable"))
@@ -221,10 +234,18 @@ def test_cli_happy_path_and_json(tmp_path):
     ("args", "code", "message"),
     [
         (["missing.jsonl", "out.jsonl"], 1, "missing.jsonl: no such file or folder"),
+        (["in[v2]/missing.jsonl", "out.jsonl"], 1, "in[v2]/missing.jsonl: no such file or folder"),
         (["mixed.jsonl", "out.txt"], 1, "the output format follows its extension: use .jsonl or .parquet"),
         (["mixed.jsonl", "out.jsonl", "--format", "xml"], 2, "must be one of auto, prompt, chat, hh"),
         (["mixed.jsonl", "out.jsonl", "--strict"], 1, "--strict: 9 of 15 rows would be dropped"),
-        (["mixed.jsonl", "mixed.jsonl"], 1, "mixed.jsonl exists; pass --overwrite to replace it"),
+        (["mixed.jsonl", "mixed.jsonl", "--overwrite"], 1, "DST mixed.jsonl is the source file"),
+        (
+            ["mixed.jsonl", "out.jsonl", "--rejects", "./mixed.jsonl"],
+            1,
+            "--rejects mixed.jsonl is the source",
+        ),
+        (["mixed.jsonl", "o.jsonl", "--rejects", "o.jsonl"], 1, "--rejects o.jsonl is the output file too"),
+        (["mixed.jsonl", "out.jsonl", "--column", "chosen"], 2, "is not FIELD=COLUMN"),
         (["mixed.jsonl", "out.jsonl", "--limit", "0"], 2, "--limit"),
     ],
 )
@@ -246,3 +267,195 @@ def test_installed_executable(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows_written"] == 12
+
+
+# --- No data loss: every destination that would lose data is refused before a row is read ---
+
+PAIRS = [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(3)]
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_source_and_rejects_are_never_overwritten(tmp_path, monkeypatch):
+    src = write_rows(tmp_path / "pairs.jsonl", PAIRS)
+    before = src.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(src)
+    monkeypatch.chdir(tmp_path)
+    for dst, rejects, message in [
+        ("./pairs.jsonl", None, "DST pairs.jsonl is the source file"),
+        ("link.jsonl", None, "DST link.jsonl is the source file"),
+        ("out.jsonl", "pairs.jsonl", "--rejects pairs.jsonl is the source file"),
+        ("out.jsonl", "./out.jsonl", "--rejects out.jsonl is the output file too"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            convert_dataset("pairs.jsonl", dst, rejects=rejects, overwrite=True)
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "pairs.jsonl"]
+
+
+def test_a_folder_or_an_uncreatable_parent_fails_before_converting(tmp_path):
+    src = write_rows(tmp_path / "pairs.jsonl", PAIRS)
+    (tmp_path / "out.jsonl").mkdir()
+    (tmp_path / "file").write_text("x")
+    read = []
+    for dst, message in [
+        (tmp_path / "out.jsonl", "is a folder: give a file name"),
+        (tmp_path / "file" / "sub" / "out.jsonl", "cannot create the folder"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            convert_dataset(src, dst, overwrite=True, on_row=read.append)
+    assert read == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out.jsonl", "pairs.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "options", "reason", "hint"),
+    [
+        (
+            [{"prompt": "p", "completion": "c", "label": True}] * 4,
+            {},
+            "4 missing field: chosen",
+            "the rows are already unpaired (prompt, completion, label)",
+        ),
+        (
+            [{"instruction": "p", "chosen_response": "a", "rejected_response": "b"}] * 3,
+            {},
+            "3 missing field: chosen",
+            "--column chosen=chosen_response --column rejected=rejected_response",
+        ),
+        (PAIRS, {"layout": "chat"}, "3 wrong type: a prompt row, but --format chat", "drop --format"),
+        ([], {}, "the source is empty", ""),
+    ],
+)
+def test_a_conversion_without_pairs_writes_nothing_and_says_why(tmp_path, rows, options, reason, hint):
+    src = write_rows(tmp_path / "in.jsonl", rows)
+    with pytest.raises(ValueError, match=re.escape(reason)) as error:
+        convert_dataset(src, tmp_path / "out.jsonl", rejects=tmp_path / "rej.jsonl", **options)
+    assert hint in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_column_mapping_converts_the_argilla_layout(tmp_path):
+    rows = [
+        {"instruction": f"q{i}", "chosen_response": f"a{i}", "rejected_response": f"b{i}"} for i in range(3)
+    ]
+    columns = {"chosen": "chosen_response", "rejected": "rejected_response", "prompt": "instruction"}
+    stats = convert_dataset(write_rows(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl", columns=columns)
+    assert (stats.rows_read, stats.pairs_converted, stats.rows_dropped) == (3, 3, 0)
+    assert read_jsonl(tmp_path / "out.jsonl")[5] == {
+        "prompt": "q2",
+        "completion": "b2",
+        "label": False,
+        "pair_id": 2,
+    }
+
+
+def test_parquet_has_every_column_of_every_row(tmp_path, monkeypatch):
+    monkeypatch.setattr("axolotl_aot.convert.PARQUET_BATCH", 2)  # the system column starts in a later batch
+    rows = [*PAIRS, {"system": "be brief", "prompt": "p3", "chosen": "c3", "rejected": "r3"}]
+    stats = convert_dataset(write_rows(tmp_path / "in.jsonl", rows), tmp_path / "out.parquet")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(out) == stats.rows_written == 8
+    assert list(out.columns) == ["prompt", "completion", "label", "pair_id", "system"]
+    assert out["system"].isna().tolist() == [True] * 6 + [False] * 2
+    assert out["system"].iloc[7] == "be brief"
+
+
+def test_parquet_of_chat_and_string_rows_is_all_chat(tmp_path):
+    rows = [*PAIRS, {"chosen": [USER, answer("A")], "rejected": [USER, answer("B")]}]
+    stats = convert_dataset(write_rows(tmp_path / "in.jsonl", rows), tmp_path / "out.parquet")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(out) == stats.rows_written == 8 and stats.dataset_type == "axolotl_aot_chat.unpaired"
+    assert list(out["prompt"].iloc[0]) == [USER_P0]
+    assert out["completion"].iloc[7][0]["content"] == "B"
+
+
+USER_P0 = {"role": "user", "content": "p0"}
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv", "jsonl.gz", "json.gz"])
+def test_byte_order_marks_and_gzip_lose_no_row(tmp_path, kind):
+    if kind.startswith("jsonl"):
+        text = "".join(json.dumps(row) + "\n" for row in PAIRS)
+    elif kind.startswith("json"):
+        text = json.dumps(PAIRS)
+    else:
+        text = pd.DataFrame(PAIRS).to_csv(index=False)
+    data = ("\ufeff" + text).encode()
+    src = tmp_path / f"in.{kind}"
+    src.write_bytes(gzip.compress(data) if kind.endswith(".gz") else data)
+    stats = convert_dataset(src, tmp_path / "out.jsonl")
+    assert (stats.rows_read, stats.pairs_converted, stats.rows_dropped) == (3, 3, 0)
+    assert read_jsonl(tmp_path / "out.jsonl")[0] == {
+        "prompt": "p0",
+        "completion": "c0",
+        "label": True,
+        "pair_id": 0,
+    }
+
+
+def test_a_lone_surrogate_drops_its_row_only(tmp_path):
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps(row) for row in PAIRS]
+    lines.insert(1, '{"prompt": "bad \\ud800", "chosen": "a", "rejected": "b"}')
+    src.write_text("\n".join(lines) + "\n")
+    stats = convert_dataset(src, tmp_path / "out.jsonl", rejects=tmp_path / "rej.jsonl")
+    assert (stats.rows_read, stats.pairs_converted, stats.rows_written) == (4, 3, 6)
+    assert stats.dropped == Counter({"unencodable text": 1}) and stats.first_rows == {"unencodable text": 1}
+    (reject,) = read_jsonl(tmp_path / "rej.jsonl")
+    assert reject["row"] == 1 and "'\\ud800' is a lone UTF-16 surrogate" in reject["reason"]
+    assert reject["data"]["prompt"] == "bad \ud800"
+
+
+def test_outputs_get_the_umask_mode(tmp_path):
+    src = write_rows(tmp_path / "in.jsonl", [*PAIRS, {"prompt": "p"}])
+    old = os.umask(0o027)
+    try:
+        convert_dataset(src, tmp_path / "a.jsonl", rejects=tmp_path / "r.jsonl")
+        convert_dataset(src, tmp_path / "b.parquet", seed=1)
+    finally:
+        os.umask(old)
+    modes = {
+        name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("a.jsonl", "r.jsonl", "b.parquet")
+    }
+    assert modes == {"a.jsonl": 0o640, "r.jsonl": 0o640, "b.parquet": 0o640}
+
+
+@pytest.mark.parametrize(
+    ("rows", "dataset_type"),
+    [
+        (PAIRS, "chatml.prompt_pairs"),
+        ([{"chosen": [USER, answer("A")], "rejected": [USER, answer("B")]}], "axolotl_aot_chat.unpaired"),
+        ([{"chosen": "\n\nHuman: hi\n\nAssistant: yes", "rejected": "\n\nHuman: hi\n\nAssistant: no"}], None),
+    ],
+)
+def test_cli_ends_with_the_datasets_entry_and_json_carries_the_type(
+    tmp_path, monkeypatch, rows, dataset_type
+):
+    write_rows(tmp_path / "in.jsonl", rows)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["convert-dataset", "in.jsonl", "out/data[v2].jsonl"])
+    assert result.exit_code == 0, result.output
+    assert "in.jsonl -> out/data[v2].jsonl" in result.output
+    snippet = result.output[result.output.index("datasets:") :]
+    entry = {"path": "out/data[v2].jsonl", "split": "train"} | (
+        {"type": dataset_type} if dataset_type else {}
+    )
+    assert yaml.safe_load(snippet) == {"datasets": [entry]}
+    result = runner.invoke(app, ["convert-dataset", "in.jsonl", "o.jsonl", "--json"])
+    assert json.loads(result.stdout)["dataset_type"] == dataset_type
+
+
+def test_cli_exit_code_1_when_no_pair(tmp_path, monkeypatch):
+    write_rows(tmp_path / "in.jsonl", [{"prompt": "p", "completion": "c", "label": True}])
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["convert-dataset", "in.jsonl", "out.jsonl"])
+    assert result.exit_code == 1
+    assert (
+        "no pair converted from 1 row(s): 1 missing field: chosen; the rows are already unpaired"
+        in " ".join(result.output.split())
+    )
+    assert not (tmp_path / "out.jsonl").exists()

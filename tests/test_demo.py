@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,7 @@ def test_make_demo_pipeline_learns_on_held_out_data(tmp_path, tiny_model):
         [
             "make",
             "demo",
+            f"VENV={sys.prefix}",  # the venv running the suite: .venv or .venv-latest
             f"TINY_MODEL={tiny_model}",
             f"DEMO_OUT={out}",
             "PAIRED_STEPS=80",
@@ -33,7 +35,8 @@ def test_make_demo_pipeline_learns_on_held_out_data(tmp_path, tiny_model):
     assert done.stdout.count(": OK") == 2  # both configs validated
     for mode, rows in (("aot", 100), ("aot-unpaired", 100)):
         report = json.loads((out / f"report-{mode}/report.json").read_text())
-        last = report["checkpoints"][-1]
+        (run,) = report["runs"].values()
+        last = run["checkpoints"][-1]
         assert last["step"] == 80 and (last["n_pos"], last["n_neg"]) == (rows, rows)
         reference = last["ref_logp_violation"]
         assert reference > 0.35, reference  # an untrained model: no dominance

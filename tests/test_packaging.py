@@ -24,8 +24,21 @@ def test_cli_imports_under_a_name_that_cannot_collide(tmp_path):
     assert done.stdout.strip() == "True"
     assert distribution("axolotl-aot").read_text("top_level.txt").split() == [
         "axolotl_aot",
+        "axolotl_aot_chat",
         "axolotl_aot_cli",
     ]
+
+
+def test_the_dataset_type_resolves_through_axolotl_away_from_the_source_tree(tmp_path):
+    """axolotl resolves ``type: module.function`` only for a top-level module: the installed one."""
+    probe = (
+        "from axolotl.prompt_strategies.kto import load; "
+        "fn = load('axolotl_aot_chat.unpaired', {'datasets': [{'type': 'axolotl_aot_chat.unpaired'}]}); "
+        "print(fn.__module__, fn.__qualname__)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["axolotl_aot_chat", "unpaired.<locals>.transform_fn"]
 
 
 def test_declared_dependencies_and_extras():

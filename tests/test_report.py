@@ -59,9 +59,13 @@ def test_paired_report_over_checkpoints(paired_run, tmp_path):
         "over training",
     ):
         assert expected in text
-    saved = json.loads((tmp_path / "rep/report.json").read_text())
+    saved = json.loads((tmp_path / "rep/report.json").read_text())["runs"]["cfg"]  # named after cfg.yml
     assert [Path(c["checkpoint"]).name for c in saved["checkpoints"]] == ["checkpoint-3", "checkpoint-6"]
     assert [c["step"] for c in saved["checkpoints"]] == [3, 6]
+    assert [Path(c["plot"]).name for c in saved["checkpoints"]] == [
+        "cfg_checkpoint-3_rewards.png",
+        "cfg_checkpoint-6_rewards.png",
+    ]
     for entry in saved["checkpoints"]:
         assert (entry["n_pos"], entry["n_neg"]) == (100, 100)
         assert 0 <= entry["rewards"]["violation_fraction"] <= 1
@@ -134,7 +138,7 @@ def test_adapter_report_on_unpaired_data_uses_the_disabled_adapter_as_reference(
         ],
     )
     assert result.exit_code == 0, result.output
-    entry = json.loads(result.stdout)["checkpoints"][0]
+    entry = json.loads(result.stdout)["runs"]["cfg"]["checkpoints"][0]
     labels = [json.loads(line)["label"] for line in TEST_UNPAIRED.read_text().splitlines()]
     assert (entry["n_pos"], entry["n_neg"]) == (sum(labels), len(labels) - sum(labels))
     assert entry["pair_accuracy"] is None
@@ -164,7 +168,7 @@ def test_installed_executable(paired_run, tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["checkpoints"][0]["n_pos"] == 10
+    assert json.loads(done.stdout)["runs"]["cfg"]["checkpoints"][0]["n_pos"] == 10
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +186,8 @@ def test_bad_inputs_fail_with_one_clear_sentence(paired_run, other_vocab_model, 
     config, out = paired_run
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
     unpaired_file = TEST_UNPAIRED
     cases = [
         ([str(tmp_path)], [], "is not a checkpoint: it has neither config.json nor adapter_config.json"),
@@ -190,14 +196,51 @@ def test_bad_inputs_fail_with_one_clear_sentence(paired_run, other_vocab_model, 
         ([str(out / "checkpoint-6")], ["--data", str(empty)], "the evaluation set is empty"),
         ([str(out / "checkpoint-6")], ["--data", str(tmp_path / "none.jsonl")], "no such evaluation file"),
         ([str(out / "checkpoint-6")], ["--ref", str(other_vocab_model)], "does not match the reference"),
+        # --out is checked first, before the (here also bad) checkpoints are looked at
+        ([str(tmp_path)], ["--out", str(a_file)], f"--out {a_file} is a file"),
+        ([str(tmp_path)], ["--out", str(a_file / "sub")], "cannot create the folder"),
     ]
     for checkpoints, extra, message in cases:
         data = [] if "--data" in extra else ["--data", str(TEST_PAIRS)]
+        out_dir = [] if "--out" in extra else ["--out", str(tmp_path / "o")]
         result = runner.invoke(
-            app,
-            ["report", *checkpoints, "--config", str(config), *data, *extra, "--out", str(tmp_path / "o")],
+            app, ["report", *checkpoints, "--config", str(config), *data, *extra, *out_dir]
         )
         assert result.exit_code == 1, (message, result.output)
-        assert message in " ".join(result.output.split()), result.output
+        flat = "".join(ch for ch in result.output if not ch.isspace() and ch != "│")  # rich wraps in a box
+        assert "".join(message.split()) in flat, result.output
         assert "Traceback" not in result.output
     assert runner.invoke(app, ["report", str(out)]).exit_code == 2  # --config is required
+
+
+def test_usage_errors_of_several_runs(paired_run):
+    config, out = paired_run
+    cases = [
+        ([str(out), "--run", f"a={out}", "--config", f"a={config}"], "not both"),
+        (["--run", f"a={out}", "--config", f"b={config}"], "'b' is not a --run name"),
+        (["--run", f"a={out}", "--run", f"b={out}", "--config", f"a={config}"], "no config for run(s) b"),
+        (["--run", str(out), "--config", f"a={config}"], "expected NAME=VALUE"),
+        (
+            ["--run", f"a={out}", "--config", f"a={config}", "--data", "a=x", "--data", "c=y"],
+            "'c' is not a run",
+        ),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, ["report", *args])
+        assert result.exit_code == 2, (message, result.output)
+        flat = "".join(ch for ch in result.output if not ch.isspace() and ch != "│")  # rich wraps in a box
+        assert "".join(message.split()) in flat, result.output
+
+
+def test_an_unpaired_evaluation_set_of_one_label_is_named_as_such(adapter_run, tmp_path):
+    config, out = adapter_run
+    rows = [line for line in TEST_UNPAIRED.read_text().splitlines() if json.loads(line)["label"]]
+    positives = tmp_path / "positives.jsonl"
+    positives.write_text("\n".join(rows) + "\n")
+    result = runner.invoke(
+        app, ["report", str(out), "--config", str(config), "--data", str(positives), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"the evaluation set has {len(rows)} with label=True and 0 with label=False" in text
+    assert "training set" not in text

@@ -1,0 +1,93 @@
+"""What differs between the tested stacks (axolotl 0.19 / TRL 1.9 and axolotl 0.21 / TRL 1.14).
+
+Each test runs on whichever stack the suite runs on (``make test`` and ``make test-latest``) and
+checks that stack's behaviour against the installed axolotl version, read from its metadata rather
+than from ``axolotl_aot.compat``: ignoring the difference fails the test on one of the two stacks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import pytest
+from axolotl_runs import make_config, tiny_config, train
+from packaging.version import Version
+from pydantic import ValidationError
+from test_cli_validate import problems
+from test_train_e2e import check_run, log_history
+
+from axolotl_aot import compat
+from axolotl_aot.config import load_and_validate
+from axolotl_aot.plugin import AOTPlugin
+
+LOADS_ENTRY_POINTS = Version(version("axolotl")) >= Version("0.21")
+LOADED = "Plugin loaded successfully: axolotl_aot.AOTPlugin"
+
+
+def test_the_distribution_declares_the_plugin_entry_point():
+    ours = [point for point in entry_points(group="axolotl.plugins") if point.dist.name == "axolotl-aot"]
+    assert [point.value for point in ours] == ["axolotl_aot:AOTPlugin"]
+    assert ours[0].load() is AOTPlugin
+
+
+def test_plugin_autoloaded_on_axolotl_021_only():
+    assert compat.plugin_autoloaded() is LOADS_ENTRY_POINTS
+
+
+def test_config_loads_rl_aot_without_plugins_line_only_on_axolotl_021(tmp_path):
+    config = tiny_config(tmp_path, plugins=None)
+    if LOADS_ENTRY_POINTS:
+        assert load_and_validate(config).aot_mode == "paired"
+    else:  # axolotl 0.19 validates rl against its own enum
+        with pytest.raises(ValidationError, match="rl"):
+            load_and_validate(config)
+
+
+def test_validate_requires_the_plugins_line_only_where_axolotl_does_not_load_it(tmp_path):
+    code, found = problems(tiny_config(tmp_path, plugins=None))
+    plugin_errors = [p for p in found if p["key"] == "plugins"]
+    if LOADS_ENTRY_POINTS:
+        assert plugin_errors == []
+    else:
+        assert code == 1
+        assert "add `plugins: [axolotl_aot.AOTPlugin]`" in plugin_errors[0]["message"]
+
+
+def test_rl_aot_without_plugins_line_trains_only_on_axolotl_021(tmp_path, tiny_model):
+    done = train(make_config(tmp_path, "paired", tiny_model, max_steps=2, plugins=None))
+    if LOADS_ENTRY_POINTS:
+        check_run(done, tmp_path / "out", 2)
+    else:  # axolotl 0.19 validates rl against its own enum: the plugins line is required
+        assert done.returncode != 0
+        assert "rl" in done.stderr and "aot" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_path, tiny_model):
+    hide = Path(__file__).parent / "hide_entry_point.py"
+    env = {**os.environ, "AXOLOTL_LOG_LEVEL": "INFO", "LOG_LEVEL": "INFO"}  # axolotl logs plugin loading
+    runs = {}
+    for name, launcher in (("with", ["-m"]), ("without", [str(hide)])):
+        (tmp_path / name).mkdir()
+        config = make_config(
+            tmp_path / name,
+            "paired",
+            tiny_model,
+            max_steps=3,
+            rl="dpo",
+            plugins=None,
+            aot_cost=None,
+            aot_sort_scope=None,
+        )
+        command = [sys.executable, *launcher, "axolotl.cli.train", str(config)]
+        done = subprocess.run(
+            command, cwd=config.parent, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert (LOADED in done.stdout + done.stderr) is (LOADS_ENTRY_POINTS and name == "with"), name
+        runs[name] = [entry["loss"] for entry in log_history(tmp_path / name / "out") if "loss" in entry]
+    assert len(runs["with"]) == 3
+    assert runs["with"] == runs["without"]
