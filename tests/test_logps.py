@@ -117,3 +117,37 @@ def test_heads_that_cannot_be_reproduced_give_a_reason():
 
     gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2))
     assert "model type 'gpt2'" in chunked_head(gpt2)
+
+
+def largest_allocation(step) -> int:
+    """Bytes of the largest allocation one op makes while ``step`` runs (an upper bound on its tensors)."""
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        step()
+    return max(e.self_cpu_memory_usage for e in prof.events())  # an op's own net allocations
+
+
+def test_a_training_step_never_allocates_the_vocabulary_logits():
+    """128k vocabulary: the largest tensor of a forward+backward is >= 4x below [completion tokens, vocab]
+    float32 logits, while the full path (the control) does allocate them."""
+    config = transformers.LlamaConfig(
+        **{**COMMON, "vocab_size": 128_256, "hidden_size": 16, "num_hidden_layers": 1}
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    ids = torch.randint(1, 128_256, (4, 64))
+    attention, completion = torch.ones_like(ids), torch.ones_like(ids)
+    completion[:, :24] = 0
+    logits_bytes = int(completion[:, 1:].sum()) * 128_256 * 4
+    chunked = chunked_head(model)
+
+    def step(logps) -> None:
+        model.zero_grad(set_to_none=False)
+        logps().sum().backward()
+
+    model(input_ids=ids).logits.sum().backward()  # allocate the gradients before measuring
+    ours = largest_allocation(lambda: step(lambda: sequence_logps(chunked, ids, attention, completion, 16)))
+    full = largest_allocation(lambda: step(lambda: full_logps(model, ids, attention, completion)))
+    assert full >= logits_bytes
+    assert 4 * ours <= logits_bytes, (ours, logits_bytes)
