@@ -21,7 +21,8 @@ INCOMPATIBLE: dict[str, str] = {
     "eval_sample_packing": "AOT scores whole (prompt, completion) sequences; packing merges them",
     "dpo_padding_free": "the AOT trainers read padded batches",
     "dpo_use_weighting": "per-pair weights break the uniform measures that the OT sort couples",
-    "dpo_use_liger_kernel": "Liger's fused DPO loss computes its own loss, not AOT's",
+    "dpo_use_liger_kernel": "Liger's fused DPO loss computes its own loss, not AOT's; the AOT trainers "
+    "already compute log-probs without the vocabulary logits (tune the chunk with aot_logits_chunk_size)",
     "dpo_loss_type": "rl: aot/aot_unpaired sets the loss; use aot_cost to choose the cost",
     "dpo_loss_weights": "rl: aot/aot_unpaired sets the loss; there is one loss to weight",
     "dpo_label_smoothing": "use aot_label_smoothing",
@@ -57,6 +58,15 @@ class AOTArgs(BaseModel):
         lt=0.5,
         json_schema_extra={
             "description": "Label smoothing eps of the logistic cost (cDPO-style), in [0, 0.5)."
+        },
+    )
+    aot_logits_chunk_size: int = Field(
+        default=1024,
+        ge=0,
+        json_schema_extra={
+            "description": "Completion tokens per LM-head chunk when computing log-probs without the "
+            "[tokens, vocab] logits (smaller: less memory, more kernel launches); 0 = the model's full "
+            "logits. Models whose head cannot be reproduced exactly use the full logits with a logged reason."
         },
     )
     aot_label_ratio: Literal["proportional", "equal"] = Field(

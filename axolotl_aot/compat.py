@@ -16,6 +16,11 @@ What differs and how it is handled:
 - TRL 1.14's ``compute_ref_log_probs`` wraps ``_compute_ref_log_probs`` (for Liger's chunked path,
   which the AOT trainers reject); the public method behaves the same on both stacks, so only it is
   called.
+- Private TRL helpers the trainers reuse, with the same signatures in TRL 1.9 and 1.14:
+  ``ForwardRedirection`` (runs a method of the wrapped module through the wrapper's forward, so
+  DDP/DeepSpeed hooks fire when the trainers call the backbone directly), ``use_adapter`` (the LoRA
+  adapter disabled, or TRL's ``ref`` adapter active, for the reference pass) and
+  ``disable_gradient_checkpointing`` (off around the no-grad reference forward).
 - Given a trained PEFT adapter and no reference model, TRL (1.9 and 1.14) copies the adapter into a
   frozen "ref" adapter and scores the reference with it (``drop_trl_ref_adapter``).
 """
@@ -29,7 +34,9 @@ from axolotl.core.trainers.dpo.trainer import AxolotlDPOTrainer
 from axolotl.core.trainers.trl import AxolotlKTOTrainer
 from axolotl.core.training_args import AxolotlKTOConfig
 from axolotl.utils.data.rl import _load_split as load_split
-from trl.trainer.utils import selective_log_softmax
+from trl.models.utils import _ForwardRedirection as ForwardRedirection
+from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.utils import selective_log_softmax, use_adapter
 
 from axolotl_aot import PLUGIN
 
@@ -39,10 +46,13 @@ __all__ = [
     "AxolotlDPOTrainer",
     "AxolotlKTOConfig",
     "AxolotlKTOTrainer",
+    "ForwardRedirection",
+    "disable_gradient_checkpointing",
     "drop_trl_ref_adapter",
     "load_split",
     "plugin_autoloaded",
     "selective_log_softmax",
+    "use_adapter",
 ]
 
 

@@ -6,6 +6,10 @@ explicit reference model, or the adapter-disabled base for LoRA/QLoRA), then the
 over the configured sort scope. Data pipeline, collators, optimizer, schedulers and
 checkpointing stay axolotl's and TRL's.
 
+Log-probs come from ``logps``: the backbone's hidden states at completion positions through
+the LM head in chunks, never the [tokens, vocab] logits, for the policy, the reference and
+``precompute_ref_log_probs`` alike (the full logits when the head cannot be reproduced).
+
 Sort scopes: ``local`` sorts one micro-batch (as TRL); ``world`` gathers every data-parallel
 rank's micro-batch (``distributed.gathered_loss``); ``step`` sorts every micro-batch of the
 optimizer step on every rank. For ``step``, ``get_batch_samples`` (the Trainer hook that
@@ -22,16 +26,20 @@ of the whole set: the same function ``aot-cli report`` calls.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
+from accelerate.utils import is_peft_model
 from axolotl.core.trainers.dpo.trainer import AxolotlDPOTrainer
 from axolotl.core.trainers.trl import AxolotlKTOTrainer
 from trl.trainer.utils import selective_log_softmax
 
 from axolotl_aot.args import AOTArgs
+from axolotl_aot.compat import ForwardRedirection, disable_gradient_checkpointing, use_adapter
 from axolotl_aot.distributed import (
     all_gather_variable,
     gathered_loss,
@@ -40,10 +48,12 @@ from axolotl_aot.distributed import (
     world_size,
 )
 from axolotl_aot.evaluation import Scores, eval_metrics, reward_metrics
+from axolotl_aot.logps import ChunkedModel, chunked_head, sequence_logps
 from axolotl_aot.losses import aot_paired_loss, aot_unpaired_loss
 from axolotl_aot.sampler import LabelMixingSampler, check_both_labels
 
 STEP_WEIGHTS = "aot_step_weights"  # batch key of the step scope's per-sample weights
+LOG = logging.getLogger(__name__)
 
 
 class AOTLossMixin:
@@ -203,11 +213,54 @@ class AOTLossMixin:
 
     def _completion_logps(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         """(batch,) log pi(completion | prompt) summed over completion tokens, as TRL computes it."""
-        logits = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
-        ).logits
-        per_token = selective_log_softmax(logits[:, :-1], inputs["input_ids"][:, 1:])
-        return per_token.masked_fill(inputs["completion_mask"][:, 1:] == 0, 0.0).sum(-1)
+        unwrapped = self.accelerator.unwrap_model(model)
+        chunked = self._chunked_model(unwrapped)
+        if isinstance(chunked, str):
+            logits = model(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
+            ).logits
+            per_token = selective_log_softmax(logits[:, :-1], inputs["input_ids"][:, 1:])
+            return per_token.masked_fill(inputs["completion_mask"][:, 1:] == 0, 0.0).sum(-1)
+        logps = functools.partial(sequence_logps, chunked, chunk_size=self.aot.aot_logits_chunk_size)
+        tensors = {k: inputs[k] for k in ("input_ids", "attention_mask", "completion_mask")}
+        if unwrapped is model:
+            return logps(**tensors)
+        # Through the wrapper's forward (DDP, DeepSpeed): its hooks must see the backbone's forward.
+        return ForwardRedirection()(model, unwrapped, logps, **tensors)
+
+    def _chunked_model(self, model: torch.nn.Module) -> ChunkedModel | str:
+        """The backbone and head to compute log-probs without the logits, or why the full logits are used."""
+        if self.aot.aot_logits_chunk_size == 0:
+            reason: ChunkedModel | str = "aot_logits_chunk_size is 0"
+        elif self.is_fsdp_enabled:
+            reason = "FSDP shards the LM head"
+        else:
+            reason = chunked_head(model)
+        if isinstance(reason, str) and reason not in self._logged_fallbacks:
+            self._logged_fallbacks.add(reason)
+            LOG.warning("AOT log-probs use the full [tokens, vocab] logits: %s", reason)
+        return reason
+
+    _logged_fallbacks: ClassVar[set[str]] = set()  # each reason is logged once per process
+
+    def compute_ref_log_probs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any]:
+        """TRL's reference pass (also what ``precompute_ref_log_probs`` calls) without the logits:
+        under no_grad, through the reference model, or the adapter-disabled base for LoRA/QLoRA."""
+        if isinstance(self._chunked_model(self.accelerator.unwrap_model(model)), str):
+            return super().compute_ref_log_probs(model, inputs)
+        adapter = contextlib.nullcontext()
+        if self.ref_model is None and is_peft_model(self.model):
+            peft_model = self.accelerator.unwrap_model(self.model)
+            adapter = use_adapter(peft_model, adapter_name="ref" if "ref" in peft_model.peft_config else None)
+        gradient_checkpointing = disable_gradient_checkpointing(
+            self.model, self.args.gradient_checkpointing_kwargs
+        )
+        with torch.no_grad(), gradient_checkpointing, adapter:
+            return self._reference_outputs(self._completion_logps(model, inputs))
+
+    def _reference_outputs(self, logps: torch.Tensor) -> tuple[Any, Any]:
+        """What TRL's ``compute_ref_log_probs`` returns, from the batch's reference log-probs."""
+        raise NotImplementedError
 
     def _reference_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """TRL's ``compute_ref_log_probs`` disables the adapter itself when there is no reference model."""
@@ -232,6 +285,10 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
                 self._reference_model(model), inputs
             )
         return [chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]
+
+    def _reference_outputs(self, logps: torch.Tensor) -> tuple[Any, Any]:
+        """(chosen, rejected): the collator stacks the chosen rows above the rejected ones."""
+        return logps.chunk(2)
 
     def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
         return columns
@@ -282,6 +339,10 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
         logps, ref_logps, labels = columns
         rewards, positive = logps - ref_logps, labels.bool()
         return [rewards[positive], rewards[~positive]]
+
+    def _reference_outputs(self, logps: torch.Tensor) -> tuple[Any, Any]:
+        """(completion log-probs, KL log-probs): AOT has no KL pass."""
+        return logps, None
 
     def _loss_fn(self) -> Callable[..., torch.Tensor]:
         return functools.partial(_unpaired_or_zero, **self._loss_kwargs())

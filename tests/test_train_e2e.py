@@ -105,3 +105,20 @@ def test_step_scope_through_the_entry_point(tmp_path, tiny_model, mode):
     logs = check_run(done, tmp_path / "out", steps)
     assert [entry["aot/sort_size"] for entry in logs] == [12] * steps  # micro-batch 4 x accumulation 3
     assert_full_weights_changed(tiny_model, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("mode", "settings"), [("paired", {**LORA, "gradient_checkpointing": True}), ("unpaired", QLORA)]
+)
+def test_chunked_log_probs_log_the_losses_of_the_full_logits(tmp_path, tiny_model, mode, settings):
+    """The chunked path and aot_logits_chunk_size: 0 (the model's logits) train alike. SGD: Adam's first
+    step is lr * sign(grad), which turns float rounding in near-zero gradients into full-size updates."""
+    losses = []
+    for chunk in (3, 0):  # 3 does not divide the completion lengths
+        run = tmp_path / str(chunk)
+        run.mkdir()
+        config = make_config(
+            run, mode, tiny_model, max_steps=3, aot_logits_chunk_size=chunk, optimizer="sgd", **settings
+        )
+        losses.append([entry["loss"] for entry in check_run(train(config), run / "out", 3)])
+    assert losses[0] == pytest.approx(losses[1], abs=1e-4)

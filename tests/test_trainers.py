@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -119,6 +120,7 @@ def loss_path(cls, model: torch.nn.Module, scope: str):
     trainer = cls.__new__(cls)
     trainer.model, trainer.ref_model, trainer.beta = model, None, BETA
     trainer.precompute_ref_logps = True
+    trainer.accelerator, trainer.is_fsdp_enabled = SimpleNamespace(unwrap_model=lambda m: m), False
     trainer.aot = AOTArgs(aot_sort_scope=scope)
     trainer._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
     return trainer

@@ -1,0 +1,210 @@
+"""Summed completion log-probs through the LM head in token chunks, without the vocabulary logits.
+
+A causal LM's forward returns logits of every position over the whole vocabulary
+([batch, tokens, vocab]); a log-softmax in float32 doubles that. AOT needs one number per
+sequence, log pi(y|x) summed over the completion tokens, so this module takes the backbone's
+last hidden states instead, keeps only the completion positions (the hidden state at t
+predicts token t+1) and runs the LM head on ``chunk_size`` of them at a time. Its autograd
+Function keeps the hidden states and one log-sum-exp per token; backward recomputes each
+chunk's logits, so no [tokens, vocab] tensor lives in forward or backward.
+
+``chunked_head`` says whether a model's head can be reproduced exactly (a plain linear map,
+optionally followed by a known logit scale or soft-capping) and otherwise why not, so the
+caller can fall back to the full logits. Pure torch: nothing here knows of trainers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+# model_type -> (config attribute, how it maps the logits), read from each family's
+# ``ForCausalLM.forward``: these apply ``lm_head`` and then at most this one transformation.
+PLAIN_HEADS = frozenset(
+    {
+        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi", "phi3",
+        "gemma", "gemma2", "gemma3_text", "cohere", "cohere2", "granite", "granitemoe", "olmo",
+        "olmo2", "smollm3", "starcoder2",
+    }
+)  # fmt: skip
+LOGIT_SCALE_ATTR = "logit_scale"  # Cohere: logits * logit_scale
+LOGIT_DIVISOR_ATTR = "logits_scaling"  # Granite: logits / logits_scaling
+SOFTCAP_ATTR = "final_logit_softcapping"  # Gemma 2/3: cap * tanh(logits / cap)
+
+
+@dataclass(frozen=True)
+class LMHead:
+    """What a head does to a hidden state h: z = scale * (W h + b), then cap * tanh(z / cap)."""
+
+    weight: torch.Tensor  # (vocab, hidden)
+    bias: torch.Tensor | None = None
+    scale: float = 1.0
+    softcap: float | None = None
+
+
+@dataclass(frozen=True)
+class ChunkedModel:
+    """A causal LM split into the backbone (hidden states) and the head it ends with."""
+
+    backbone: nn.Module
+    head_module: nn.Linear
+    scale: float
+    softcap: float | None
+
+    def head(self) -> LMHead:
+        """The head's current parameters (read at each call: optimizers update them in place)."""
+        return LMHead(self.head_module.weight, self.head_module.bias, self.scale, self.softcap)
+
+
+def chunked_head(model: nn.Module) -> ChunkedModel | str:
+    """``model`` (a ``*ForCausalLM``, optionally inside a PEFT model) as backbone + exact head,
+    or the reason it cannot be reproduced without the model's own forward."""
+    if hasattr(model, "get_base_model"):  # PEFT: LoRA layers are injected in place, so the
+        model = model.get_base_model()  # inner model's backbone still runs the adapters
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in PLAIN_HEADS:
+        return f"model type {model_type!r} is not one whose LM head this module reproduces"
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if type(head) is not nn.Linear:  # a LoRA layer, a quantised or wrapped head
+        return f"the LM head is a {type(head).__name__}, not a plain torch.nn.Linear"
+    if any(hasattr(p, "ds_id") or type(p).__name__ == "DTensor" for p in head.parameters()):
+        return "the LM head's weight is sharded (DeepSpeed ZeRO-3 or FSDP)"
+    try:
+        backbone = model.get_decoder()
+    except (AttributeError, NotImplementedError):
+        backbone = None
+    if not isinstance(backbone, nn.Module) or backbone is model:
+        return f"{type(model).__name__} exposes no backbone through get_decoder()"
+    scale = float(getattr(model, LOGIT_SCALE_ATTR, None) or getattr(config, LOGIT_SCALE_ATTR, None) or 1.0)
+    divisor = getattr(config, LOGIT_DIVISOR_ATTR, None)
+    if divisor is not None:
+        scale /= float(divisor)
+    return ChunkedModel(backbone, head, scale, getattr(config, SOFTCAP_ATTR, None))
+
+
+def sequence_logps(
+    model: ChunkedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_mask: torch.Tensor,
+    chunk_size: int,
+) -> torch.Tensor:
+    """(batch,) log pi(completion | prompt), summed over the completion tokens."""
+    hidden = model.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    return gathered_logps(hidden.last_hidden_state, input_ids, completion_mask, model.head(), chunk_size)
+
+
+def gathered_logps(
+    hidden: torch.Tensor,
+    input_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    head: LMHead,
+    chunk_size: int,
+) -> torch.Tensor:
+    """Per-sequence sums of the completion tokens' log-probs from last hidden states (batch, tokens, h)."""
+    predicts = completion_mask[:, 1:].bool()  # the hidden state at t predicts token t+1
+    rows = torch.arange(len(input_ids), device=input_ids.device).unsqueeze(1).expand_as(predicts)[predicts]
+    per_token = token_logps(hidden[:, :-1][predicts], input_ids[:, 1:][predicts], head, chunk_size)
+    return per_token.new_zeros(len(input_ids)).index_add(0, rows, per_token)
+
+
+def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int) -> torch.Tensor:
+    """(tokens,) log-softmax (float32 or wider) of each target, ``chunk_size`` tokens at a time."""
+    return _ChunkedLogps.apply(hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size)
+
+
+def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The matmul dtype the full model would use: autocast's if on, else the operands' promotion."""
+    device = hidden.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return torch.promote_types(hidden.dtype, weight.dtype)
+
+
+def _logits(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scale: float, dtype: torch.dtype
+) -> torch.Tensor:
+    """Scaled logits of a chunk in at least float32, the matmul in ``dtype`` as the model's head does it."""
+    bias = None if bias is None else bias.to(dtype)
+    logits = nn.functional.linear(hidden.to(dtype), weight.to(dtype), bias)
+    logits = logits.to(_accumulation_dtype(dtype))
+    return logits * scale if scale != 1.0 else logits
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision models (a float32 logsumexp), float64 for float64 ones (gradcheck)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+class _ChunkedLogps(torch.autograd.Function):
+    """log_softmax(cap(scale * (W h + b)))[target] per token; saves inputs and one float per token."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        scale: float,
+        softcap: float | None,
+        chunk_size: int,
+    ) -> torch.Tensor:
+        dtype = _compute_dtype(hidden, weight)
+        out = torch.empty(len(hidden), dtype=_accumulation_dtype(dtype), device=hidden.device)
+        lse = torch.empty_like(out)
+        with torch.autocast(hidden.device.type, enabled=False):
+            for start in range(0, len(hidden), chunk_size):
+                part = slice(start, start + chunk_size)
+                z = _logits(hidden[part], weight, bias, scale, dtype)
+                if softcap is not None:
+                    z = softcap * torch.tanh(z / softcap)
+                lse[part] = torch.logsumexp(z, dim=-1)
+                out[part] = z.gather(1, targets[part].unsqueeze(1)).squeeze(1) - lse[part]
+        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+        ctx.settings = (scale, softcap, chunk_size, dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        scale, softcap, chunk_size, dtype = ctx.settings
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_h = torch.zeros_like(hidden) if need_h else None
+        accumulate = _accumulation_dtype(dtype)
+        grad_w = torch.zeros(weight.shape, dtype=accumulate, device=weight.device) if need_w else None
+        grad_b = torch.zeros(len(weight), dtype=accumulate, device=weight.device) if need_b else None
+        with torch.autocast(hidden.device.type, enabled=False):
+            for start in range(0, len(hidden), chunk_size):
+                part = slice(start, start + chunk_size)
+                z = _logits(hidden[part], weight, bias, scale, dtype)
+                if softcap is not None:
+                    capped = torch.tanh(z / softcap)
+                    z, dcap = softcap * capped, 1 - capped.square()
+                # d logp / dz = onehot(target) - softmax(z), times the incoming gradient
+                grad_z = torch.exp(z - lse[part].unsqueeze(1)).neg_()
+                grad_z.scatter_add_(1, targets[part].unsqueeze(1), torch.ones_like(grad_z[:, :1]))
+                grad_z.mul_(grad_out[part].unsqueeze(1))
+                if softcap is not None:
+                    grad_z.mul_(dcap)
+                if scale != 1.0:
+                    grad_z.mul_(scale)
+                if need_h:
+                    grad_h[part] = (grad_z.to(dtype) @ weight.to(dtype)).to(hidden.dtype)
+                if need_w:
+                    grad_w.addmm_(grad_z.t(), hidden[part].to(accumulate))
+                if need_b:
+                    grad_b.add_(grad_z.sum(0))
+        return (
+            grad_h,
+            None if grad_w is None else grad_w.to(weight.dtype),
+            None if grad_b is None else grad_b.to(bias.dtype),
+            None,
+            None,
+            None,
+            None,
+        )

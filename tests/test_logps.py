@@ -1,0 +1,153 @@
+"""Chunked completion log-probs against the full logits of real model classes; gradcheck of the Function."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+from trl.trainer.utils import selective_log_softmax
+
+from axolotl_aot.logps import LMHead, chunked_head, sequence_logps, token_logps
+
+COMMON = {
+    "vocab_size": 97,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+    "pad_token_id": 0,
+}
+ARCHITECTURES = {
+    "llama-untied": ("LlamaConfig", {"tie_word_embeddings": False}),
+    "llama-tied": ("LlamaConfig", {"tie_word_embeddings": True}),
+    "qwen2": ("Qwen2Config", {}),
+    "mistral": ("MistralConfig", {}),
+    "gemma2-softcap": ("Gemma2Config", {"final_logit_softcapping": 0.5, "head_dim": 8}),
+    "phi3": ("Phi3Config", {}),
+    "cohere-scale": ("CohereConfig", {"logit_scale": 0.37}),
+    "granite-divisor": ("GraniteConfig", {"logits_scaling": 3.0}),
+}
+
+
+def tiny(name: str) -> torch.nn.Module:
+    config_cls, extra = ARCHITECTURES[name]
+    torch.manual_seed(0)
+    config = getattr(transformers, config_cls)(**COMMON, **extra)
+    config._attn_implementation = "sdpa"
+    model = transformers.AutoModelForCausalLM.from_config(config).double()
+    with torch.no_grad():  # random heads of tiny models are near uniform: make the log-probs informative
+        model.get_output_embeddings().weight.mul_(20.0)
+    return model
+
+
+def batch(padding_side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """3 sequences of different lengths: prompt then completion, padded on ``padding_side``."""
+    generator = torch.Generator().manual_seed(1)
+    lengths, prompts = [11, 7, 9], [4, 3, 5]
+    width = max(lengths)
+    ids = torch.zeros(3, width, dtype=torch.long)
+    attention, completion = torch.zeros_like(ids), torch.zeros_like(ids)
+    for row, (length, prompt) in enumerate(zip(lengths, prompts, strict=True)):
+        where = slice(0, length) if padding_side == "right" else slice(width - length, width)
+        ids[row, where] = torch.randint(1, 97, (length,), generator=generator)
+        attention[row, where] = 1
+        completion[row, where] = torch.tensor([0] * prompt + [1] * (length - prompt))
+    return ids, attention, completion
+
+
+def full_logps(model: torch.nn.Module, ids: torch.Tensor, attention: torch.Tensor, completion: torch.Tensor):
+    """The oracle: the model's own forward and TRL's per-token log-softmax."""
+    logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits
+    per_token = selective_log_softmax(logits[:, :-1], ids[:, 1:])
+    return per_token.masked_fill(completion[:, 1:] == 0, 0.0).sum(-1)
+
+
+def grads(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+    model.zero_grad()
+    loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_chunked_equals_full_logits(name, padding_side):
+    model = tiny(name)
+    ids, attention, completion = batch(padding_side)
+    chunked = chunked_head(model)
+    assert not isinstance(chunked, str), chunked
+    weights = torch.tensor([0.3, -1.1, 0.7], dtype=torch.float64)  # a loss that weighs sequences differently
+
+    expected = full_logps(model, ids, attention, completion)
+    expected_grads = grads(model, (weights * expected).sum())
+    got = sequence_logps(chunked, ids, attention, completion, chunk_size=5)  # 5 divides no row's count
+    got_grads = grads(model, (weights * got).sum())
+
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert got_grads.keys() == expected_grads.keys()
+    assert len(got_grads) == len(list(model.parameters()))  # every parameter, the head's included
+    for key, expected_grad in expected_grads.items():
+        error = (got_grads[key] - expected_grad).norm() / expected_grad.norm()
+        assert error < 1e-4, (key, error.item())
+
+
+def test_function_gradcheck_with_bias_scale_and_softcap():
+    generator = torch.Generator().manual_seed(2)
+    hidden = torch.randn(7, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(11, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(11, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 11, (7,), generator=generator)
+
+    def function(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return token_logps(h, targets, LMHead(w, b, scale=0.8, softcap=2.0), chunk_size=3)
+
+    assert torch.autograd.gradcheck(function, (hidden, weight, bias))
+
+
+def test_heads_that_cannot_be_reproduced_give_a_reason():
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny("llama-untied")
+    lora_head = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "lm_head"]))
+    assert "LM head is a Linear" in chunked_head(lora_head)  # peft's lora.Linear, not torch's
+
+    lora_body = get_peft_model(tiny("llama-untied"), LoraConfig(r=2, target_modules=["q_proj"]))
+    assert not isinstance(chunked_head(lora_body), str)
+
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2))
+    assert "model type 'gpt2'" in chunked_head(gpt2)
+
+
+def largest_allocation(step) -> int:
+    """Bytes of the largest allocation one op makes while ``step`` runs (an upper bound on its tensors)."""
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
+        step()
+    return max(e.self_cpu_memory_usage for e in prof.events())  # an op's own net allocations
+
+
+def test_a_training_step_never_allocates_the_vocabulary_logits():
+    """128k vocabulary: the largest tensor of a forward+backward is >= 4x below [completion tokens, vocab]
+    float32 logits, while the full path (the control) does allocate them."""
+    config = transformers.LlamaConfig(
+        **{**COMMON, "vocab_size": 128_256, "hidden_size": 16, "num_hidden_layers": 1}
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    ids = torch.randint(1, 128_256, (4, 64))
+    attention, completion = torch.ones_like(ids), torch.ones_like(ids)
+    completion[:, :24] = 0
+    logits_bytes = int(completion[:, 1:].sum()) * 128_256 * 4
+    chunked = chunked_head(model)
+
+    def step(logps) -> None:
+        model.zero_grad(set_to_none=False)
+        logps().sum().backward()
+
+    model(input_ids=ids).logits.sum().backward()  # allocate the gradients before measuring
+    ours = largest_allocation(lambda: step(lambda: sequence_logps(chunked, ids, attention, completion, 16)))
+    full = largest_allocation(lambda: step(lambda: full_logps(model, ids, attention, completion)))
+    assert full >= logits_bytes
+    assert 4 * ours <= logits_bytes, (ours, logits_bytes)
