@@ -1,9 +1,8 @@
 """Everything that differs between the supported axolotl/TRL stacks, and every private name we use.
 
 Tested stacks (README, "Support"): axolotl 0.19 + TRL 1.9 on Python 3.11, and axolotl 0.21 + TRL 1.14
-on Python 3.12. The names below are re-exported so that a release moving one of them breaks
-this module's tests on that stack; ``trainers`` and ``report`` still import ``selective_log_softmax``,
-``_load_split`` and the axolotl trainer/config classes directly (to be routed through here).
+on Python 3.12. The names below are re-exported, and the rest of the package imports them from
+here only, so that a release moving one of them breaks this module's import on that stack.
 
 What differs and how it is handled:
 - Plugin loading: axolotl >= 0.21 loads every installed ``axolotl.plugins`` entry point for every

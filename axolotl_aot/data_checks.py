@@ -41,12 +41,17 @@ def check_prepared_datasets(cfg: Any, train: Dataset, evaluation: Dataset | None
                     raise ValueError(str(error).replace("the training set", f"the {name} set")) from None
 
 
+def _source_rows(cfg: Any, config: Any) -> int:
+    """The rows of one dataset entry before axolotl's formatting and filtering."""
+    try:
+        return len(load_dataset_with_config(config, cfg.hf_use_auth_token, streaming=False))
+    except StopIteration:  # `datasets` infers a JSON file's columns from its first row
+        return 0
+
+
 def _why_empty(cfg: Any, dataset_configs: list[Any], key: str) -> str:
     """How many source rows ``key`` has, and the filter that dropped them all."""
-    rows = sum(
-        len(load_dataset_with_config(config, cfg.hf_use_auth_token, streaming=False))
-        for config in datasets_with_name_generator(dataset_configs)
-    )
+    rows = sum(_source_rows(cfg, config) for config in datasets_with_name_generator(dataset_configs))
     if rows == 0:
         return f"The files of {key} hold no rows: point {key} at data."
     strategy = cfg.excess_length_strategy or "drop"

@@ -13,6 +13,7 @@ from typing import Any
 
 from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
 from axolotl.integrations.base import BasePlugin
+from transformers import set_seed
 
 from axolotl_aot.args import AOTArgs
 from axolotl_aot.data_checks import check_prepared_datasets
@@ -79,10 +80,21 @@ class AOTPlugin(BasePlugin):
             args["loss_type"] = "apo_zero_unpaired"
         return args
 
-    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
-        """Hand the validated ``aot_*`` settings to the AOT trainer; refuse unsharded multi-process runs."""
+    def pre_model_load(self, cfg: Any) -> None:
+        """Hand the validated ``aot_*`` settings to the AOT trainers before one is built (TRL's
+        constructor already computes log-probs for ``precompute_ref_log_probs``), and seed the
+        random number generators with ``seed``: axolotl does not seed them before the model loads, so
+        a LoRA adapter's random initialisation would differ between two runs of one config."""
         if cfg.aot_mode:
-            trainer.aot = AOTArgs.model_validate({k: v for k, v in dict(cfg).items() if k.startswith("aot_")})
+            from axolotl_aot.trainers import AOTLossMixin
+
+            AOTLossMixin.aot = AOTArgs.model_validate({k: v for k, v in dict(cfg).items() if k.startswith("aot_")})
+            if cfg.seed is not None:
+                set_seed(cfg.seed)
+
+    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
+        """Refuse a multi-process run whose ranks would not shard the data."""
+        if cfg.aot_mode:
             check_data_sharding(trainer)
 
 

@@ -203,11 +203,13 @@ def _data_entry(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
 
 def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
     """The evaluation rows after axolotl's dataset type, as training formats them."""
-    from axolotl.utils.data.rl import _load_split, prepare_preference_datasets
+    from axolotl.utils.data.rl import prepare_preference_datasets
+
+    from axolotl_aot.compat import load_split
 
     try:
         if cfg.test_datasets:
-            dataset = _load_split(cfg, split="test")
+            dataset = load_split(cfg, split="test")
         elif cfg.val_set_size:
             from axolotl.loaders import load_tokenizer
 
@@ -324,7 +326,7 @@ def _scoring_trainer(
         "remove_unused_columns": False,
     }
     if data_mode(cfg) == "paired":
-        from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
+        from axolotl_aot.compat import AxolotlDPOConfig
 
         trainer = AOTPairedTrainer(
             model,
@@ -334,7 +336,7 @@ def _scoring_trainer(
             processing_class=tokenizer,
         )
     else:
-        from axolotl.core.training_args import AxolotlKTOConfig
+        from axolotl_aot.compat import AxolotlKTOConfig
 
         trainer = AOTUnpairedTrainer(
             model,

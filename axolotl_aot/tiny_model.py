@@ -62,12 +62,23 @@ def build_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
     )
 
 
-def build_tiny_model(out_dir: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
-    """Write a tokenizer and a randomly initialised ``LlamaForCausalLM`` to ``out_dir``."""
+def build_tiny_model(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    vocab_size: int | None = None,
+) -> Path:
+    """Write a tokenizer and a randomly initialised ``LlamaForCausalLM`` to ``out_dir``.
+
+    ``vocab_size`` above the tokenizer's (384) gives the model a real LLM's vocabulary (its LM head
+    and logits) for memory measurements; the extra rows are never produced by the tokenizer.
+    """
     out = Path(out_dir)
     tokenizer = build_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=max(vocab_size or 0, len(tokenizer)),
         hidden_size=hidden_size,
         intermediate_size=4 * hidden_size,
         num_hidden_layers=layers,

@@ -34,12 +34,16 @@ from typing import Any, ClassVar
 
 import torch
 from accelerate.utils import is_peft_model
-from axolotl.core.trainers.dpo.trainer import AxolotlDPOTrainer
-from axolotl.core.trainers.trl import AxolotlKTOTrainer
-from trl.trainer.utils import selective_log_softmax
 
 from axolotl_aot.args import AOTArgs
-from axolotl_aot.compat import ForwardRedirection, disable_gradient_checkpointing, use_adapter
+from axolotl_aot.compat import (
+    AxolotlDPOTrainer,
+    AxolotlKTOTrainer,
+    ForwardRedirection,
+    disable_gradient_checkpointing,
+    selective_log_softmax,
+    use_adapter,
+)
 from axolotl_aot.distributed import (
     all_gather_variable,
     gathered_loss,
@@ -64,7 +68,7 @@ class AOTLossMixin:
     ``_loss_fn`` and ``_rewards`` (positive and negative rewards of those tensors).
     """
 
-    aot: AOTArgs = AOTArgs()  # replaced by AOTPlugin.post_trainer_create with the YAML's aot_* keys
+    aot: AOTArgs = AOTArgs()  # the YAML's aot_* keys, set by AOTPlugin.pre_model_load
     paired: ClassVar[bool]
     row_columns: ClassVar[int]  # how many per-row columns ``_row_columns`` returns
     policy_terms: ClassVar[int] = 2  # the first inputs of the loss carry the policy's gradient

@@ -91,11 +91,17 @@ def command(config: Path, launcher: str = "python", processes: int = 1) -> list[
     return [*launch, "--mixed_precision", "no", "--dynamo_backend", "no", *entry]
 
 
+def run_env() -> dict[str, str]:
+    """The tests' environment (conftest sets the offline variables) without the log levels that
+    importing ``aot-cli`` sets in this process: a training subprocess logs as a user's would."""
+    return {k: v for k, v in os.environ.items() if k not in ("AXOLOTL_LOG_LEVEL", "LOG_LEVEL")}
+
+
 def train(config: Path, launcher: str = "python", processes: int = 1) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(config, launcher, processes),
         cwd=config.parent,
-        env=os.environ,  # conftest sets the offline variables
+        env=run_env(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -105,7 +111,7 @@ def train(config: Path, launcher: str = "python", processes: int = 1) -> subproc
 def train_until(config: Path, marker: Path) -> None:
     """Start training ``config`` and SIGKILL it as soon as ``marker`` exists."""
     with (config.parent / "killed.log").open("w") as log:
-        process = subprocess.Popen(command(config), cwd=config.parent, env=os.environ, stdout=log, stderr=log)
+        process = subprocess.Popen(command(config), cwd=config.parent, env=run_env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 600
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)

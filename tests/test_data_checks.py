@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from axolotl.utils.dict import DictDefault
+from axolotl_runs import ROOT, make_config, train
 from datasets import Dataset
 
 from axolotl_aot.data_checks import check_prepared_datasets
 
+DATA = ROOT / "axolotl_aot/data"
 PAIRED = Dataset.from_dict({"prompt": ["p"], "chosen": ["a"], "rejected": ["b"]})
 
 
@@ -55,3 +58,77 @@ def test_a_one_sided_unpaired_set_is_refused(name, sets):
     train, evaluation = (both if ok else one for ok in sets)
     with pytest.raises(ValueError, match=f"the {name} set has 2 with label=True and 0 with label=False"):
         check_prepared_datasets(cfg(aot_mode="unpaired"), train, evaluation)
+
+
+def rows_file(
+    tmp_path: Path, name: str, mode: str, rows: int, *, label: bool | None = None, long: bool = False
+):
+    """The first ``rows`` bundled rows of ``mode`` (optionally of one label, or made too long), as a file."""
+    data = [json.loads(line) for line in (DATA / f"parity_{mode}_train.jsonl").open()]
+    if label is not None:
+        data = [row for row in data if row["label"] == label]
+    data = data[:rows]
+    if long:  # far beyond the tiny configs' sequence_len of 64 tokens (one token per digit)
+        data = [{**row, "prompt": row["prompt"] + " " + "7" * 200} for row in data]
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("mode", "train_rows", "test_rows", "message"),
+    [
+        (
+            "paired",
+            {"rows": 16, "long": True},
+            None,
+            "rl: aot: the training set is empty. All 16 rows of datasets were dropped by axolotl's length "
+            "filter",
+        ),
+        (
+            "unpaired",
+            {"rows": 16, "label": True},
+            None,
+            "the training set has 16 with label=True and 0 with label=False",
+        ),
+        (
+            "paired",
+            {"rows": 16},
+            {"rows": 6, "long": True},
+            "rl: aot: the evaluation set is empty. All 6 rows of test_datasets were dropped",
+        ),
+        (
+            "unpaired",
+            {"rows": 16},
+            {"rows": 6, "label": False},
+            "the evaluation set has 0 with label=True and 6 with label=False",
+        ),
+    ],
+    ids=[
+        "paired-train-all-too-long",
+        "unpaired-train-one-label",
+        "paired-eval-empty",
+        "unpaired-eval-one-label",
+    ],
+)
+def test_unusable_data_stops_the_real_entry_point_with_its_message(
+    tmp_path, tiny_model, mode, train_rows, test_rows, message
+):
+    """Through ``python -m axolotl.cli.train``: exit code 1, the message, no traceback, no output written."""
+    changes: dict = {"max_steps": 2}
+    if test_rows is not None:
+        changes.update(eval_steps=1, eval_strategy="steps")
+    config = make_config(tmp_path, mode, tiny_model, **changes)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["datasets"][0]["path"] = rows_file(tmp_path, "train", mode, **train_rows)
+    if test_rows is None:
+        cfg.pop("test_datasets", None)
+    else:
+        cfg["test_datasets"][0]["path"] = rows_file(tmp_path, "test", mode, **test_rows)
+    config.write_text(yaml.safe_dump(cfg))
+    done = train(config)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert message in " ".join(output.split()), output[-3000:]
+    assert "Traceback" not in output
+    assert not (tmp_path / "out/checkpoint-1").exists()

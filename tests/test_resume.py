@@ -50,8 +50,14 @@ def resume(config, checkpoint, tmp_path):
             {"aot_sort_scope": "step", "micro_batch_size": 4, "gradient_accumulation_steps": 2, **LORA},
             4,
         ),
+        # unpaired (label-mixing sampler), step scope over 2 accumulated micro-batches: mid-epoch
+        (
+            "unpaired",
+            {"aot_sort_scope": "step", "micro_batch_size": 4, "gradient_accumulation_steps": 2},
+            4,
+        ),
     ],
-    ids=["paired-local-epoch-boundary", "paired-step-accumulation-lora"],
+    ids=["paired-local-epoch-boundary", "paired-step-accumulation-lora", "unpaired-step-accumulation"],
 )
 def test_resume_equals_the_uninterrupted_run(tmp_path, tiny_model, mode, changes, checkpoint):
     config = make_config(tmp_path, mode, tiny_model, max_steps=6, save_steps=checkpoint, **changes)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from axolotl_runs import LORA, QLORA, ROOT, make_config, train
+from axolotl_runs import LORA, QLORA, ROOT, final_weights, make_config, max_difference, train
 from safetensors.torch import load_file
 
 AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
@@ -108,17 +108,39 @@ def test_step_scope_through_the_entry_point(tmp_path, tiny_model, mode):
 
 
 @pytest.mark.parametrize(
-    ("mode", "settings"), [("paired", {**LORA, "gradient_checkpointing": True}), ("unpaired", QLORA)]
+    "settings",
+    [{"precompute_ref_log_probs": True}, {**LORA, "gradient_checkpointing": True}, QLORA],
+    ids=["full-precomputed-reference", "lora-gradient-checkpointing", "qlora"],
 )
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
 def test_chunked_log_probs_log_the_losses_of_the_full_logits(tmp_path, tiny_model, mode, settings):
-    """The chunked path and aot_logits_chunk_size: 0 (the model's logits) train alike. SGD: Adam's first
-    step is lr * sign(grad), which turns float rounding in near-zero gradients into full-size updates."""
-    losses = []
+    """The chunked path and aot_logits_chunk_size: 0 (the model's logits) train alike, the reference
+    pass included (the adapter-disabled base, or TRL's precompute in the trainer's constructor).
+    SGD: Adam's first step is lr * sign(grad), which turns float rounding in near-zero gradients
+    into full-size updates."""
+    losses, fallbacks, weights = [], [], []
     for chunk in (3, 0):  # 3 does not divide the completion lengths
         run = tmp_path / str(chunk)
         run.mkdir()
         config = make_config(
-            run, mode, tiny_model, max_steps=3, aot_logits_chunk_size=chunk, optimizer="sgd", **settings
-        )
-        losses.append([entry["loss"] for entry in check_run(train(config), run / "out", 3)])
+            run, mode, tiny_model, max_steps=3, aot_logits_chunk_size=chunk, optimizer="sgd",
+            learning_rate=1.0, **settings,
+        )  # fmt: skip
+        done = train(config)
+        losses.append([entry["loss"] for entry in check_run(done, run / "out", 3)])
+        fallbacks.append("AOT log-probs use the full [tokens, vocab] logits" in done.stdout + done.stderr)
+        weights.append(final_weights(run / "out"))
+    assert fallbacks == [False, True]  # the chunked run never fell back; the other was told to
     assert losses[0] == pytest.approx(losses[1], abs=1e-4)
+    if "adapter" in settings:  # LoRA's B matrices start at 0: their size is the update
+        weights = [{k: v for k, v in w.items() if "lora_B" in k} for w in weights]
+        initial = {k: torch.zeros_like(v) for k, v in weights[1].items()}
+    else:
+        initial = final_weights(tiny_model)
+    update, difference = max_difference(weights[1], initial), max_difference(weights[0], weights[1])
+    print(
+        f"{mode} {sorted(settings)}: losses {losses}, max |chunked - full| {difference:.3g}, "
+        f"update {update:.3g}"
+    )
+    assert update > 1e-3  # training moved the weights
+    assert difference <= 1e-3 * update
