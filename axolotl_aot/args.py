@@ -61,7 +61,7 @@ class AOTArgs(BaseModel):
         },
     )
     aot_logits_chunk_size: int = Field(
-        default=1024,
+        default=256,
         ge=0,
         json_schema_extra={
             "description": "Completion tokens per LM-head chunk when computing log-probs without the "

@@ -169,9 +169,8 @@ def largest_micro_batch(folder: Path, options: argparse.Namespace, name: str) ->
     models = tuple(build_model(folder, vocab, options.hidden_size, options.layers, s) for s in (0, 1))
     fits, probes, pairs = 0, [], 1
     while pairs <= options.search_max:
-        mib = run_in_child(variant, name, models, folder / f"{name}-{pairs}", seq, pairs, 2, 0)[
-            "training_mib"
-        ]
+        probe = Run(name, seq, pairs, steps=2, warmup=0, chunk=options.chunk)
+        mib = run_in_child(variant, probe, models, folder / f"{name}-{pairs}")["training_mib"]
         probes.append(f"{pairs}: {mib:,.0f}")
         if mib > options.budget_gib * 1024:
             break
