@@ -88,7 +88,9 @@ class AOTPlugin(BasePlugin):
         if cfg.aot_mode:
             from axolotl_aot.trainers import AOTLossMixin
 
-            AOTLossMixin.aot = AOTArgs.model_validate({k: v for k, v in dict(cfg).items() if k.startswith("aot_")})
+            AOTLossMixin.aot = AOTArgs.model_validate(
+                {k: v for k, v in dict(cfg).items() if k.startswith("aot_")}
+            )
             if cfg.seed is not None:
                 set_seed(cfg.seed)
 
