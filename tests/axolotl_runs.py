@@ -93,8 +93,10 @@ def command(config: Path, launcher: str = "python", processes: int = 1) -> list[
 
 def run_env() -> dict[str, str]:
     """The tests' environment (conftest sets the offline variables) without the log levels that
-    importing ``aot-cli`` sets in this process: a training subprocess logs as a user's would."""
-    return {k: v for k, v in os.environ.items() if k not in ("AXOLOTL_LOG_LEVEL", "LOG_LEVEL")}
+    importing ``aot-cli`` (and then axolotl's logging setup) set in this process, so that a
+    training subprocess logs its warnings as a user's would."""
+    levels = ("AXOLOTL_LOG_LEVEL", "LOG_LEVEL", "ACCELERATE_LOG_LEVEL")
+    return {k: v for k, v in os.environ.items() if k not in levels}
 
 
 def train(config: Path, launcher: str = "python", processes: int = 1) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,8 @@ def eval_logs(out: Path) -> dict[int, dict]:
 
 
 def report_json(*args: str) -> dict:
-    result = runner.invoke(app, ["report", *args, "--json"])
+    with tempfile.TemporaryDirectory() as out:  # not the default ./aot-report in the repository
+        result = runner.invoke(app, ["report", *args, "--json", "--out", out])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["runs"]
 

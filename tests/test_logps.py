@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import transformers
@@ -129,25 +131,35 @@ def largest_allocation(step) -> int:
 
 
 def test_a_training_step_never_allocates_the_vocabulary_logits():
-    """128k vocabulary: the largest tensor of a forward+backward is >= 4x below [completion tokens, vocab]
-    float32 logits, while the full path (the control) does allocate them."""
+    """128k vocabulary, the trainer's loss (policy pass with gradients, reference pass under no_grad)
+    and backward: the largest allocation is >= 4x below the [completion tokens, vocab] float32
+    logits, while the policy pass with aot_logits_chunk_size: 0 (the control) does allocate them."""
+    from test_trainers import loss_path
+
+    from axolotl_aot.args import AOTArgs
+    from axolotl_aot.trainers import AOTPairedTrainer
+
     config = transformers.LlamaConfig(
         **{**COMMON, "vocab_size": 128_256, "hidden_size": 16, "num_hidden_layers": 1}
     )
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config)
-    ids = torch.randint(1, 128_256, (4, 64))
+    policy, reference = (transformers.AutoModelForCausalLM.from_config(config) for _ in range(2))
+    ids = torch.randint(1, 128_256, (4, 64))  # 2 pairs: chosen rows, then rejected rows
     attention, completion = torch.ones_like(ids), torch.ones_like(ids)
     completion[:, :24] = 0
     logits_bytes = int(completion[:, 1:].sum()) * 128_256 * 4
-    chunked = chunked_head(model)
+    trainer = loss_path(AOTPairedTrainer, policy, "local")
+    trainer.ref_model, trainer.args = reference, SimpleNamespace(gradient_checkpointing_kwargs=None)
 
-    def step(logps) -> None:
-        model.zero_grad(set_to_none=False)
-        logps().sum().backward()
+    def step(chunk: int, **reference: torch.Tensor) -> None:
+        trainer.aot = AOTArgs(aot_sort_scope="local", aot_logits_chunk_size=chunk)
+        policy.zero_grad(set_to_none=False)
+        inputs = {"input_ids": ids, "attention_mask": attention, "completion_mask": completion, **reference}
+        trainer._compute_loss(policy, inputs).backward()
 
-    model(input_ids=ids).logits.sum().backward()  # allocate the gradients before measuring
-    ours = largest_allocation(lambda: step(lambda: sequence_logps(chunked, ids, attention, completion, 16)))
-    full = largest_allocation(lambda: step(lambda: full_logps(model, ids, attention, completion)))
+    given = {"ref_chosen_logps": torch.zeros(2), "ref_rejected_logps": torch.zeros(2)}
+    step(0, **given)  # allocate the gradients before measuring
+    ours = largest_allocation(lambda: step(16))  # the reference pass through the trainer too
+    full = largest_allocation(lambda: step(0, **given))  # the policy pass alone
     assert full >= logits_bytes
     assert 4 * ours <= logits_bytes, (ours, logits_bytes)

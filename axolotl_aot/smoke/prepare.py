@@ -91,7 +91,8 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
     plan.rows += _model(cfg, workdir / "model")
     plan.rows += _data(cfg, mode, config, workdir / "data", steps * processes)
     _machine(cfg, plan)
-    cfg["plugins"] = [*(cfg.get("plugins") or []), PROBE]
+    # First: its load_datasets hook records "config" before AOTPlugin's loads (and checks) the data.
+    cfg["plugins"] = [PROBE, *(cfg.get("plugins") or [])]
     cfg.update(
         max_steps=steps,
         warmup_steps=0,
