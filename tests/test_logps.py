@@ -94,6 +94,25 @@ def test_chunked_equals_full_logits(name, padding_side):
         assert error < 1e-4, (key, error.item())
 
 
+def test_bf16_autocast_uses_the_models_matmul_dtype_and_a_float32_logsumexp():
+    """Under CPU bf16 autocast (what bf16: true does on a float32 model) the head's matmul runs in
+    bf16 as the model's own does, the log-sum-exp in float32: the result matches the model's
+    autocast logits log-softmaxed in float32, and differs from the float32 model by bf16 rounding."""
+    model = tiny("llama-untied").float()
+    ids, attention, completion = batch("right")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits
+        got = sequence_logps(chunked_head(model), ids, attention, completion, chunk_size=5)
+        got.sum().backward()
+    per_token = selective_log_softmax(logits[:, :-1].float(), ids[:, 1:])
+    expected = per_token.masked_fill(completion[:, 1:] == 0, 0.0).sum(-1)
+    assert logits.dtype == torch.bfloat16 and got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-3)
+    exact = full_logps(model, ids, attention, completion)
+    assert (got - exact).abs().max() > 1e-4  # bf16 rounding is visible: the matmul did run in bf16
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 def test_function_gradcheck_with_bias_scale_and_softcap():
     generator = torch.Generator().manual_seed(2)
     hidden = torch.randn(7, 5, dtype=torch.float64, generator=generator, requires_grad=True)
