@@ -15,17 +15,17 @@ from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
 from axolotl.integrations.base import BasePlugin
 from transformers import set_seed
 
-from axolotl_aot.args import AOTArgs
-from axolotl_aot.data_checks import check_prepared_datasets
-from axolotl_aot.evaluation import greater_is_better
-from axolotl_aot.launch import check_data_sharding, cpu_device_map, cpu_training_args
+from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.data_checks import check_prepared_datasets
+from axolotl_aot.integration.evaluation import greater_is_better
+from axolotl_aot.integration.launch import check_data_sharding, cpu_device_map, cpu_training_args
 
 PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
 
 MODES: dict[str, tuple[str, str, str]] = {
     # rl value: (aot_mode, rl axolotl validates, trainer class)
-    "aot": ("paired", "dpo", "axolotl_aot.trainers.AOTPairedTrainer"),
-    "aot_unpaired": ("unpaired", "kto", "axolotl_aot.trainers.AOTUnpairedTrainer"),
+    "aot": ("paired", "dpo", "axolotl_aot.integration.trainers.AOTPairedTrainer"),
+    "aot_unpaired": ("unpaired", "kto", "axolotl_aot.integration.trainers.AOTUnpairedTrainer"),
 }
 
 
@@ -33,7 +33,7 @@ class AOTPlugin(BasePlugin):
     """Adds ``rl: aot`` (paired) and ``rl: aot_unpaired`` (unpaired) to axolotl."""
 
     def get_input_args(self) -> str:
-        return "axolotl_aot.args.AOTArgs"
+        return "axolotl_aot.integration.args.AOTArgs"
 
     def register(self, cfg: dict[str, Any]) -> None:
         """Rewrite ``rl: aot*`` before axolotl validates it; a no-op on a rewritten config."""
@@ -86,7 +86,7 @@ class AOTPlugin(BasePlugin):
         random number generators with ``seed``: axolotl does not seed them before the model loads, so
         a LoRA adapter's random initialisation would differ between two runs of one config."""
         if cfg.aot_mode:
-            from axolotl_aot.trainers import AOTLossMixin
+            from axolotl_aot.integration.trainers import AOTLossMixin
 
             AOTLossMixin.aot = AOTArgs.model_validate(
                 {k: v for k, v in dict(cfg).items() if k.startswith("aot_")}
