@@ -16,6 +16,7 @@ from axolotl.integrations.base import BasePlugin
 from transformers import set_seed
 
 from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.checkpoints import resume_checkpoint
 from axolotl_aot.integration.data_checks import check_prepared_datasets
 from axolotl_aot.integration.evaluation import greater_is_better
 from axolotl_aot.integration.launch import check_data_sharding, cpu_device_map, cpu_training_args
@@ -82,7 +83,8 @@ class AOTPlugin(BasePlugin):
 
     def pre_model_load(self, cfg: Any) -> None:
         """Hand the validated ``aot_*`` settings to the AOT trainers before one is built (TRL's
-        constructor already computes log-probs for ``precompute_ref_log_probs``), and seed the
+        constructor already computes log-probs for ``precompute_ref_log_probs``), choose the checkpoint
+        to resume from (``checkpoints.resume_checkpoint``), and seed the
         random number generators with ``seed``: axolotl does not seed them before the model loads, so
         a LoRA adapter's random initialisation would differ between two runs of one config."""
         if cfg.aot_mode:
@@ -93,6 +95,12 @@ class AOTPlugin(BasePlugin):
             )
             if cfg.seed is not None:
                 set_seed(cfg.seed)
+            try:  # before axolotl's auto-resume would take a half-written last checkpoint
+                cfg.resume_from_checkpoint = resume_checkpoint(
+                    cfg.output_dir, cfg.resume_from_checkpoint, bool(cfg.auto_resume_from_checkpoints)
+                )
+            except ValueError as error:
+                raise SystemExit(f"axolotl-aot: {error}") from None
 
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
         """Refuse a multi-process run whose ranks would not shard the data."""
