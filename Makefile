@@ -44,7 +44,7 @@ test-latest:
 
 demo: $(STAMP)
 	@echo "== 1. the tiny local model"
-	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tiny_model $(TINY_MODEL)
+	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tools.tiny_model $(TINY_MODEL)
 	@echo "== 2. the bundled paired set, converted to unpaired rows"
 	$(BIN)/aot-cli convert-dataset axolotl_aot/data/parity_paired_train.jsonl $(DEMO_OUT)/parity_unpaired_train.jsonl --overwrite
 	$(BIN)/aot-cli convert-dataset axolotl_aot/data/parity_paired_test.jsonl $(DEMO_OUT)/parity_unpaired_test.jsonl --overwrite
@@ -71,7 +71,7 @@ SMOKE_STEPS ?= 2
 # The chat example trains on the rows the README's UltraFeedback walkthrough converts; the DPO
 # baseline (tiny/dpo.yml, for comparing runs in `aot-cli report`) is not an AOT config.
 smoke: $(STAMP)
-	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tiny_model $(TINY_MODEL)
+	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tools.tiny_model $(TINY_MODEL)
 	@test -f outputs/ultrafeedback/train.jsonl || $(BIN)/aot-cli convert-dataset docs/ultrafeedback_train.jsonl \
 		outputs/ultrafeedback/train.jsonl >/dev/null
 	@for config in example_yamls/tiny/*.yml example_yamls/*.yml; do \

@@ -1,7 +1,7 @@
 """Axolotl dataset types of axolotl-aot: ``type: axolotl_aot_chat.unpaired``.
 
 A top-level module because axolotl resolves ``type: module.function`` only for top-level
-modules (``axolotl.prompt_strategies.base.load``); the rendering is ``axolotl_aot.chat``.
+modules (``axolotl.prompt_strategies.base.load``); the rendering is ``axolotl_aot.integration.chat``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from axolotl.utils.chat_templates import get_chat_template_from_config
 
-from axolotl_aot.chat import render_unpaired
+from axolotl_aot.integration.chat import render_unpaired
 
 
 def unpaired(cfg: Any, dataset_idx: int = 0, **kwargs: Any) -> Callable[..., dict[str, Any]]:

@@ -26,7 +26,7 @@ DATA = ROOT / "axolotl_aot/data"
 
 def build_models(folder: Path, hidden_size: int, layers: int) -> tuple[Path, Path]:
     """A policy and a differently seeded reference of the same shape (so rewards are not all 0)."""
-    from axolotl_aot.tiny_model import build_tiny_model
+    from axolotl_aot.tools.tiny_model import build_tiny_model
 
     policy, reference = (
         folder / f"policy-{hidden_size}x{layers}",
@@ -57,8 +57,8 @@ def trainer(variant: str, models: tuple[Path, Path], output: Path, **args: Any) 
     from axolotl.core.training_args import AxolotlKTOConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from axolotl_aot.args import AOTArgs
-    from axolotl_aot.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+    from axolotl_aot.integration.args import AOTArgs
+    from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 
     scope = args.pop("scope", "world")
     common = {

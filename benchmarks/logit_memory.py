@@ -33,7 +33,7 @@ HALF_PROMPT = 2  # a sequence is 1/HALF_PROMPT prompt tokens, the rest completio
 
 
 def build_model(folder: Path, vocab: int, hidden_size: int, layers: int, seed: int) -> Path:
-    from axolotl_aot.tiny_model import build_tiny_model
+    from axolotl_aot.tools.tiny_model import build_tiny_model
 
     path = folder / f"model-{vocab}-{hidden_size}x{layers}-{seed}"
     if not (path / "config.json").exists():
@@ -100,9 +100,9 @@ def variant(run: Run, models: tuple[Path, Path], output: Path) -> dict[str, Any]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from axolotl_aot.args import AOTArgs
-    from axolotl_aot.compat import AxolotlDPOConfig, AxolotlDPOTrainer
-    from axolotl_aot.trainers import AOTPairedTrainer
+    from axolotl_aot.integration.args import AOTArgs
+    from axolotl_aot.integration.compat import AxolotlDPOConfig, AxolotlDPOTrainer
+    from axolotl_aot.integration.trainers import AOTPairedTrainer
 
     cuda = torch.cuda.is_available()
     config = AxolotlDPOConfig(

@@ -22,7 +22,7 @@ from common import build_models, dataset
 from datasets import concatenate_datasets
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from axolotl_aot import report
+from axolotl_aot.tools import report
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ SORT_SIZES = (2, 8, 32)
 def train_and_score(
     models: tuple[Path, Path], output: Path, scope: str, batch: int, accumulation: int, steps: int
 ) -> dict:
-    from axolotl_aot import report
+    from axolotl_aot.tools import report
 
     built = trainer(
         "aot",

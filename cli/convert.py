@@ -12,7 +12,7 @@ from rich.table import Table
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json, verbatim
 
 if TYPE_CHECKING:
-    from axolotl_aot.convert import ConversionStats
+    from axolotl_aot.tools.convert import ConversionStats
 
 LAYOUT_HELP = "Input layout: auto (per row), prompt, chat, hh."
 
@@ -65,8 +65,8 @@ def convert_dataset(
 
     Example: aot-cli convert-dataset paired.jsonl unpaired.jsonl --rejects dropped.jsonl
     """
-    from axolotl_aot.convert import LAYOUTS
-    from axolotl_aot.convert import convert_dataset as convert
+    from axolotl_aot.tools.convert import LAYOUTS
+    from axolotl_aot.tools.convert import convert_dataset as convert
 
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"must be one of {', '.join(LAYOUTS)}", param_hint="--format")
@@ -118,7 +118,7 @@ def _field_column(text: str) -> tuple[str, str]:
 
 
 def _print_summary(src: str, dst: Path, stats: ConversionStats, rejects: Path | None) -> None:
-    from axolotl_aot.convert import datasets_yaml
+    from axolotl_aot.tools.convert import datasets_yaml
 
     console.print(verbatim(f"{src} -> {dst}"), highlight=False)
     table = Table(show_header=True, header_style="bold")

@@ -14,7 +14,7 @@ from rich.table import Table
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
 
 if TYPE_CHECKING:
-    from axolotl_aot.report import CheckpointReport, RunReport
+    from axolotl_aot.tools.report import CheckpointReport, RunReport
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _run(
     import torch
     import transformers
 
-    from axolotl_aot import report as lib
+    from axolotl_aot.tools import report as lib
 
     datasets.disable_progress_bars()  # this command shows its own progress
     transformers.utils.logging.disable_progress_bar()

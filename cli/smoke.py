@@ -34,7 +34,7 @@ def smoke(
 
     Example: aot-cli smoke example_yamls/aot.yml --steps 2
     """
-    from axolotl_aot.smoke import run_smoke
+    from axolotl_aot.tools.smoke import run_smoke
 
     rows = guarded(debug, run_smoke, config, steps=steps, workdir=keep)
     if json_output:

@@ -12,7 +12,7 @@ from rich.table import Table
 from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json, verbatim
 
 if TYPE_CHECKING:
-    from axolotl_aot.validate import Report
+    from axolotl_aot.tools.validate import Report
 
 STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -37,7 +37,7 @@ def validate(
 
     Example: aot-cli validate example_yamls/aot.yml --gpu --num-gpus 8
     """
-    from axolotl_aot.validate import validate_file
+    from axolotl_aot.tools.validate import validate_file
 
     reports = [guarded(debug, validate_file, path, n_gpu=num_gpus, as_gpu=gpu) for path in configs]
     if json_output:

@@ -14,6 +14,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from axolotl_aot.integration.checkpoints import incomplete
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TINY = {
@@ -110,16 +112,16 @@ def train(config: Path, launcher: str = "python", processes: int = 1) -> subproc
     )
 
 
-def train_until(config: Path, marker: Path) -> None:
-    """Start training ``config`` and SIGKILL it as soon as ``marker`` exists."""
+def train_until(config: Path, checkpoint: Path) -> None:
+    """Start training ``config`` and SIGKILL it as soon as ``checkpoint`` is completely saved."""
     with (config.parent / "killed.log").open("w") as log:
         process = subprocess.Popen(command(config), cwd=config.parent, env=run_env(), stdout=log, stderr=log)
         deadline = time.monotonic() + 600
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        while incomplete(checkpoint) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
         process.wait()
-    assert marker.exists(), (config.parent / "killed.log").read_text()[-4000:]
+    assert incomplete(checkpoint) is None, (config.parent / "killed.log").read_text()[-4000:]
 
 
 def final_weights(out: Path) -> dict[str, torch.Tensor]:

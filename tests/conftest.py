@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from axolotl_aot.tiny_model import build_tiny_model
+from axolotl_aot.tools.tiny_model import build_tiny_model
 
 OFFLINE = {
     "AXOLOTL_DO_NOT_TRACK": "1",

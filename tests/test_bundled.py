@@ -7,7 +7,7 @@ from collections import Counter
 
 from transformers import AutoTokenizer
 
-from axolotl_aot.synthetic import DATA_DIR, bundled_splits, write_bundled
+from axolotl_aot.tools.synthetic import DATA_DIR, bundled_splits, write_bundled
 
 
 def test_committed_files_are_what_the_generator_writes(tmp_path):

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner
 from ultrafeedback import answers, prompt_turns, user_text, write_uf
 
-from axolotl_aot.chat import render_unpaired
+from axolotl_aot.integration.chat import render_unpaired
 from axolotl_aot_cli.app import app
 
 runner = CliRunner()

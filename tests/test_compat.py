@@ -2,7 +2,7 @@
 
 Each test runs on whichever stack the suite runs on (``make test`` and ``make test-latest``) and
 checks that stack's behaviour against the installed axolotl version, read from its metadata rather
-than from ``axolotl_aot.compat``: ignoring the difference fails the test on one of the two stacks.
+than from ``axolotl_aot.integration.compat``: ignoring the difference fails the test on one of the two stacks.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from test_cli_validate import problems
 from test_train_e2e import check_run, log_history
 
-from axolotl_aot import compat
-from axolotl_aot.config import load_and_validate
-from axolotl_aot.plugin import AOTPlugin
+from axolotl_aot.integration import compat
+from axolotl_aot.integration.plugin import AOTPlugin
+from axolotl_aot.tools.config import load_and_validate
 
 LOADS_ENTRY_POINTS = Version(version("axolotl")) >= Version("0.21")
 LOADED = "Plugin loaded successfully: axolotl_aot.AOTPlugin"

@@ -8,9 +8,9 @@ import pytest
 from axolotl_runs import tiny_config
 from pydantic import ValidationError
 
-from axolotl_aot.args import INCOMPATIBLE
-from axolotl_aot.config import load_and_validate
-from axolotl_aot.plugin import AOTPlugin
+from axolotl_aot.integration.args import INCOMPATIBLE
+from axolotl_aot.integration.plugin import AOTPlugin
+from axolotl_aot.tools.config import load_and_validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def test_gpu_examples_validate_on_cpu_without_a_model(name, mode, base_rl, train
     assert (cfg.aot_mode, str(cfg.rl.value), cfg.trainer_cls) == (
         mode,
         base_rl,
-        f"axolotl_aot.trainers.{trainer}",
+        f"axolotl_aot.integration.trainers.{trainer}",
     )
     assert cfg.rl_beta == 0.01
     assert cfg.attn_implementation == "flash_attention_2"

@@ -18,7 +18,7 @@ import yaml
 from datasets import Dataset, DatasetDict
 from typer.testing import CliRunner
 
-from axolotl_aot.convert import convert_dataset
+from axolotl_aot.tools.convert import convert_dataset
 from axolotl_aot_cli.app import app
 
 USER = {"role": "user", "content": "hi"}
@@ -354,7 +354,9 @@ def test_column_mapping_converts_the_argilla_layout(tmp_path):
 
 
 def test_parquet_has_every_column_of_every_row(tmp_path, monkeypatch):
-    monkeypatch.setattr("axolotl_aot.convert.PARQUET_BATCH", 2)  # the system column starts in a later batch
+    monkeypatch.setattr(
+        "axolotl_aot.tools.convert.PARQUET_BATCH", 2
+    )  # the system column starts in a later batch
     rows = [*PAIRS, {"system": "be brief", "prompt": "p3", "chosen": "c3", "rejected": "r3"}]
     stats = convert_dataset(write_rows(tmp_path / "in.jsonl", rows), tmp_path / "out.parquet")
     out = pd.read_parquet(tmp_path / "out.parquet")

@@ -11,7 +11,7 @@ from axolotl.utils.dict import DictDefault
 from axolotl_runs import ROOT, make_config, train
 from datasets import Dataset
 
-from axolotl_aot.data_checks import check_prepared_datasets
+from axolotl_aot.integration.data_checks import check_prepared_datasets
 
 DATA = ROOT / "axolotl_aot/data"
 PAIRED = Dataset.from_dict({"prompt": ["p"], "chosen": ["a"], "rejected": ["b"]})

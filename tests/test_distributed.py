@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from axolotl_aot.distributed import all_gather_variable, gathered_loss, world_size
-from axolotl_aot.losses import aot_paired_loss, aot_unpaired_loss
+from axolotl_aot.ot.distributed import all_gather_variable, gathered_loss, world_size
+from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
 
 # Per-rank sample counts, unequal and including an empty rank for one side.
 UNPAIRED_SIZES = {2: [(3, 5), (6, 2)], 3: [(2, 4), (0, 3), (5, 1)]}

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axolotl_aot.dominance import QUANTILE_LEVELS, dominance_stats
+from axolotl_aot.ot.dominance import QUANTILE_LEVELS, dominance_stats
 
 
 def test_dominance_holds_equal_sizes():

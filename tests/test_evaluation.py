@@ -26,13 +26,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 from typer.testing import CliRunner
 
-from axolotl_aot.args import AOTArgs
-from axolotl_aot.dominance import dominance_stats
-from axolotl_aot.losses import aot_paired_loss, aot_unpaired_loss
-from axolotl_aot.plugin import best_checkpoint_args
-from axolotl_aot.tiny_model import build_tiny_model
-from axolotl_aot.trainers import AOTPairedTrainer, AOTUnpairedTrainer
-from axolotl_aot.validate import validate_file
+from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.plugin import best_checkpoint_args
+from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+from axolotl_aot.ot.dominance import dominance_stats
+from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
+from axolotl_aot.tools.tiny_model import build_tiny_model
+from axolotl_aot.tools.validate import validate_file
 from axolotl_aot_cli.app import app
 
 DATA = ROOT / "axolotl_aot/data"

@@ -9,7 +9,7 @@ import torch
 import transformers
 from trl.trainer.utils import selective_log_softmax
 
-from axolotl_aot.logps import LMHead, chunked_head, sequence_logps, token_logps
+from axolotl_aot.integration.logps import LMHead, chunked_head, sequence_logps, token_logps
 
 COMMON = {
     "vocab_size": 97,
@@ -155,8 +155,8 @@ def test_a_training_step_never_allocates_the_vocabulary_logits():
     logits, while the policy pass with aot_logits_chunk_size: 0 (the control) does allocate them."""
     from test_trainers import loss_path
 
-    from axolotl_aot.args import AOTArgs
-    from axolotl_aot.trainers import AOTPairedTrainer
+    from axolotl_aot.integration.args import AOTArgs
+    from axolotl_aot.integration.trainers import AOTPairedTrainer
 
     config = transformers.LlamaConfig(
         **{**COMMON, "vocab_size": 128_256, "hidden_size": 16, "num_hidden_layers": 1}

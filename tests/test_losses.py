@@ -17,7 +17,7 @@ import trl.trainer.dpo_trainer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axolotl_aot.losses import COSTS, aot_paired_loss, aot_unpaired_loss, cost_fn
+from axolotl_aot.ot.losses import COSTS, aot_paired_loss, aot_unpaired_loss, cost_fn
 
 REWARD = st.floats(-10, 10, allow_nan=False, allow_subnormal=False)
 # Rewards with many exact ties as well as generic values.

@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 from test_resume import logged_steps
 from test_train_e2e import log_history
 
-from axolotl_aot.launch import check_data_sharding
-from axolotl_aot.sampler import LabelMixingSampler
+from axolotl_aot.integration.launch import check_data_sharding
+from axolotl_aot.integration.sampler import LabelMixingSampler
 
 STEPS = 3
 SGD = {"optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.5, "lr_scheduler": "constant"}

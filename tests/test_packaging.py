@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from importlib.metadata import distribution
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_console_script_runs(tmp_path):
@@ -50,3 +52,15 @@ def test_declared_dependencies_and_extras():
     assert 'axolotl[flash-attn]<0.22,>=0.19; extra == "flash-attn"' in requires
     for tool in ("pytest", "hypothesis", "pot", "ruff"):
         assert any(r.startswith(tool) and 'extra == "dev"' in r for r in requires), tool
+
+
+def test_the_wheel_holds_every_module_and_the_bundled_data(tmp_path):
+    """A regular (not editable) install gets every subpackage and the bundled rows."""
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", str(ROOT)]
+    done = subprocess.run([*build, "-w", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    sources = [p for p in (ROOT / "axolotl_aot").rglob("*") if p.suffix in (".py", ".jsonl")]
+    expected = {p.relative_to(ROOT).as_posix() for p in sources} | {"axolotl_aot_chat.py"}
+    expected |= {f"axolotl_aot_cli/{p.name}" for p in (ROOT / "cli").glob("*.py")}
+    assert len(expected) > 40 and not expected - names, sorted(expected - names)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from axolotl_aot.quantiles import quantile_coupling
+from axolotl_aot.ot.quantiles import quantile_coupling
 
 
 @given(n=st.integers(1, 40), m=st.integers(1, 40))

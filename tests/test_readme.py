@@ -11,8 +11,8 @@ import pytest
 import yaml
 from axolotl.utils.schemas.config import AxolotlInputConfig
 
-from axolotl_aot.args import INCOMPATIBLE, AOTArgs
-from axolotl_aot.config import validate_raw
+from axolotl_aot.integration.args import INCOMPATIBLE, AOTArgs
+from axolotl_aot.tools.config import validate_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -15,9 +15,9 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
-from axolotl_aot import report as lib
-from axolotl_aot.dominance import dominance_stats
-from axolotl_aot.tiny_model import build_tiny_model
+from axolotl_aot.ot.dominance import dominance_stats
+from axolotl_aot.tools import report as lib
+from axolotl_aot.tools.tiny_model import build_tiny_model
 from axolotl_aot_cli.app import app
 
 TEST_PAIRS = ROOT / "axolotl_aot/data/parity_paired_test.jsonl"
@@ -85,7 +85,7 @@ def test_report_rewards_are_what_the_trainer_computes(paired_run):
 
     from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
 
-    from axolotl_aot.trainers import AOTPairedTrainer
+    from axolotl_aot.integration.trainers import AOTPairedTrainer
 
     rows = [json.loads(line) for line in TEST_PAIRS.read_text().splitlines()[:12]]
     formatted = Dataset.from_list([prompt_pairs(cfg=None)(row) for row in rows])
@@ -174,7 +174,7 @@ def test_installed_executable(paired_run, tmp_path):
 @pytest.fixture(scope="module")
 def other_vocab_model(tmp_path_factory) -> Path:
     """A model whose tokenizer differs from the tiny model's."""
-    from axolotl_aot import tiny_model
+    from axolotl_aot.tools import tiny_model
 
     path = tmp_path_factory.mktemp("other") / "model"
     build_tiny_model(path)

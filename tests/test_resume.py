@@ -7,6 +7,8 @@ put the resumed checkpoints in the second epoch, mid-epoch unless said otherwise
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import yaml
 from axolotl_runs import (
@@ -75,7 +77,8 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, tiny_model, mode, changes
 def test_unpaired_run_killed_between_saves_resumes_onto_the_uninterrupted_weights(tmp_path, tiny_model):
     """rl: aot_unpaired (its own label-mixing sampler), world scope, AdamW: SIGKILL after the
     step-5 checkpoint (second epoch, two micro-batches in), before the step-10 one; then the
-    same command with auto_resume_from_checkpoints continues from checkpoint-5."""
+    same command with auto_resume_from_checkpoints continues from checkpoint-5, also past a
+    half-written checkpoint-9 (what a kill during a save leaves: trainer_state.json truncated)."""
     data = small_dataset(tmp_path, "unpaired", 24)
     reference = tmp_path / "reference"
     reference.mkdir()
@@ -91,13 +94,19 @@ def test_unpaired_run_killed_between_saves_resumes_onto_the_uninterrupted_weight
         auto_resume_from_checkpoints=True,
     )  # fmt: skip
     with_dataset(config, data)
-    train_until(config, killed / "out/checkpoint-5/trainer_state.json")
+    train_until(config, killed / "out/checkpoint-5")
     assert not (killed / "out/checkpoint-10").exists()
     assert not (killed / "out/model.safetensors").exists()
+    half_written = shutil.copytree(killed / "out/checkpoint-5", killed / "out/checkpoint-9")
+    (half_written / "trainer_state.json").write_text('{"global_step": 9, "log_hist')
     done = train(config)
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "resume from checkpoint at" in (done.stdout + done.stderr).lower()
-    assert logged_steps(done) == 5
+    output = " ".join((done.stdout + done.stderr).split())
+    assert (
+        f"auto-resume skips incomplete {half_written} and resumes from {killed / 'out/checkpoint-5'}"
+        in output
+    )
+    assert logged_steps(done) == 5  # steps 6-10: it resumed from checkpoint-5
     difference = max_difference(uninterrupted, final_weights(killed / "out"))
     print(f"max |killed+resumed - uninterrupted| (unpaired, world): {difference:.3g}")
     assert difference <= RESUME_TOLERANCE

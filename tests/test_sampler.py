@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axolotl_aot.sampler import LabelMixingSampler
+from axolotl_aot.integration.sampler import LabelMixingSampler
 
 
 def chunks(sampler: LabelMixingSampler) -> list[list[int]]:

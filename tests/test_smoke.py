@@ -12,7 +12,7 @@ import torch
 import yaml
 from axolotl_runs import ROOT, tiny_config
 
-from axolotl_aot.smoke import run_smoke
+from axolotl_aot.tools.smoke import run_smoke
 
 AOT_CLI = Path(sys.executable).parent / "aot-cli"
 GPU_ONLY = {

@@ -19,11 +19,11 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-from axolotl_aot.args import AOTArgs
-from axolotl_aot.losses import aot_paired_loss
-from axolotl_aot.synthetic import DATA_DIR
-from axolotl_aot.tiny_model import build_tiny_model
-from axolotl_aot.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+from axolotl_aot.ot.losses import aot_paired_loss
+from axolotl_aot.tools.synthetic import DATA_DIR
+from axolotl_aot.tools.tiny_model import build_tiny_model
 
 BETA = 0.5
 PAIRS = 8

@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from axolotl_aot.records import is_local, iter_records
-from axolotl_aot.smoke.rows import Row, failed, not_run, ok
-from axolotl_aot.synthetic import DATA_DIR
-from axolotl_aot.tiny_model import build_tiny_model
+from axolotl_aot.tools.records import is_local, iter_records
+from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
+from axolotl_aot.tools.synthetic import DATA_DIR
+from axolotl_aot.tools.tiny_model import build_tiny_model
 
-PROBE = "axolotl_aot.smoke.probe.SmokeProbe"
+PROBE = "axolotl_aot.tools.smoke.probe.SmokeProbe"
 MODES = {"aot": "paired", "aot_unpaired": "unpaired"}
 FLASH = {"flash_attention_2", "flash_attention_3", "flash_attention", "kernels-community/flash-attn"}
 # Keys of a real run that a smoke run must not act on: evaluation, uploads, resuming, warmup
@@ -138,7 +138,7 @@ def _model(cfg: dict[str, Any], out: Path) -> list[Row]:
         ]
     _shrink(config)
     if tokenizer is None:
-        from axolotl_aot.tiny_model import build_tokenizer
+        from axolotl_aot.tools.tiny_model import build_tokenizer
 
         tokenizer = build_tokenizer()
         config.vocab_size = len(tokenizer)

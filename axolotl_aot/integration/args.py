@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from axolotl_aot.losses import Cost
+from axolotl_aot.ot.losses import Cost
 
 SortScope = Literal["local", "world", "step"]
 

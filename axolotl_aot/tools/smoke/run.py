@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from axolotl_aot.smoke.environment import environment_rows
-from axolotl_aot.smoke.prepare import FLASH, Plan, prepare
-from axolotl_aot.smoke.probe import ENV
-from axolotl_aot.smoke.rows import Row, failed, not_run, ok
+from axolotl_aot.tools.smoke.environment import environment_rows
+from axolotl_aot.tools.smoke.prepare import FLASH, Plan, prepare
+from axolotl_aot.tools.smoke.probe import ENV
+from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 
 ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception)\b.*")
 # Known causes: a pattern of the error's text and the fix to print with it.

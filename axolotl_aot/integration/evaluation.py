@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from axolotl_aot.dominance import dominance_stats
-from axolotl_aot.losses import Cost, aot_paired_loss, aot_unpaired_loss
+from axolotl_aot.ot.dominance import dominance_stats
+from axolotl_aot.ot.losses import Cost, aot_paired_loss, aot_unpaired_loss
 
 # Metrics (as logged, without the eval_ prefix) for which lower is better; HF infers
 # greater_is_better=True for any metric whose name does not end in "loss".

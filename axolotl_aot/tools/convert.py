@@ -42,8 +42,8 @@ from typing import IO, Any, Literal
 import yaml
 from trl.data_utils import extract_prompt
 
-from axolotl_aot.chat import as_messages
-from axolotl_aot.records import Record, iter_records
+from axolotl_aot.integration.chat import as_messages
+from axolotl_aot.tools.records import Record, iter_records
 
 Layout = Literal["auto", "prompt", "chat", "hh"]
 LAYOUTS: tuple[str, ...] = ("auto", "prompt", "chat", "hh")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from axolotl_aot.distributed import world_size
+from axolotl_aot.ot.distributed import world_size
 
 TORCHRUN = "torchrun --nproc_per_node N -m axolotl.cli.train CONFIG"
 

@@ -5,7 +5,7 @@ GPU-only settings), ``run`` launches it as the real run would, ``probe`` (a plug
 only in the smoke config) records what really happened, ``environment`` the versions.
 """
 
-from axolotl_aot.smoke.rows import Row
-from axolotl_aot.smoke.run import run_smoke
+from axolotl_aot.tools.smoke.rows import Row
+from axolotl_aot.tools.smoke.run import run_smoke
 
 __all__ = ["Row", "run_smoke"]

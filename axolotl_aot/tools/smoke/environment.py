@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from axolotl_aot.smoke.rows import Row, failed, not_run, ok
+from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 
 
 def _version(package: str) -> str | None:

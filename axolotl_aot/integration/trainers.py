@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 import torch
 from accelerate.utils import is_peft_model
 
-from axolotl_aot.args import AOTArgs
-from axolotl_aot.compat import (
+from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.compat import (
     AxolotlDPOTrainer,
     AxolotlKTOTrainer,
     ForwardRedirection,
@@ -44,17 +44,17 @@ from axolotl_aot.compat import (
     selective_log_softmax,
     use_adapter,
 )
-from axolotl_aot.distributed import (
+from axolotl_aot.integration.evaluation import Scores, eval_metrics, reward_metrics
+from axolotl_aot.integration.logps import ChunkedModel, chunked_head, sequence_logps
+from axolotl_aot.integration.sampler import LabelMixingSampler, check_both_labels
+from axolotl_aot.ot.distributed import (
     all_gather_variable,
     gathered_loss,
     loss_and_weights,
     surrogate,
     world_size,
 )
-from axolotl_aot.evaluation import Scores, eval_metrics, reward_metrics
-from axolotl_aot.logps import ChunkedModel, chunked_head, sequence_logps
-from axolotl_aot.losses import aot_paired_loss, aot_unpaired_loss
-from axolotl_aot.sampler import LabelMixingSampler, check_both_labels
+from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
 
 STEP_WEIGHTS = "aot_step_weights"  # batch key of the step scope's per-sample weights
 LOG = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ share every token but the verdict, so the reward gap isolates the one thing to l
 The unpaired form keeps every positive and a fixed share of the negatives, so its label
 counts differ (n != m), as real unpaired data does.
 
-``python -m axolotl_aot.synthetic`` rewrites the files in ``axolotl_aot/data/``.
+``python -m axolotl_aot.tools.synthetic`` rewrites the files in ``axolotl_aot/data/``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import random
 from pathlib import Path
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent.parent / "data"
 TEMPLATES = ("Is {n} even or odd?", "Tell me whether {n} is odd or even.", "{n}: odd or even?")
 NEGATIVE_SHARE = 0.7  # of the unpaired negatives kept
 

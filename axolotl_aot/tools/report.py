@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from axolotl_aot.compat import drop_trl_ref_adapter
-from axolotl_aot.dominance import DominanceStats, dominance_stats
-from axolotl_aot.evaluation import Scores, aot_loss, eval_metrics
-from axolotl_aot.losses import COSTS
-from axolotl_aot.records import iter_records
-from axolotl_aot.sampler import check_both_labels
+from axolotl_aot.integration.compat import drop_trl_ref_adapter
+from axolotl_aot.integration.evaluation import Scores, aot_loss, eval_metrics
+from axolotl_aot.integration.sampler import check_both_labels
+from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
+from axolotl_aot.ot.losses import COSTS
+from axolotl_aot.tools.records import iter_records
 
 DATA_SUFFIX_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 # Preference methods the report scores besides AOT, by the rows their dataset types produce.
@@ -159,7 +159,7 @@ def load_report_config(config: str | Path, data: str | Path | None, ref: str | N
     from axolotl.utils.config import normalize_cfg_datasets, normalize_config
     from axolotl.utils.dict import DictDefault
 
-    from axolotl_aot.config import validate_raw
+    from axolotl_aot.tools.config import validate_raw
 
     with open(config, encoding="utf-8") as file:
         raw = yaml.safe_load(file)
@@ -205,7 +205,7 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
     """The evaluation rows after axolotl's dataset type, as training formats them."""
     from axolotl.utils.data.rl import prepare_preference_datasets
 
-    from axolotl_aot.compat import load_split
+    from axolotl_aot.integration.compat import load_split
 
     try:
         if cfg.test_datasets:
@@ -312,7 +312,7 @@ def _rows(tokenized: Any, paired: bool) -> int:
 def _scoring_trainer(
     model: Any, reference: Any, tokenizer: Any, dataset: Any, cfg: Any, batch_size: int, device: str
 ) -> Any:
-    from axolotl_aot.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+    from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 
     common = {
         "output_dir": tempfile.mkdtemp(prefix="aot-report-"),
@@ -326,7 +326,7 @@ def _scoring_trainer(
         "remove_unused_columns": False,
     }
     if data_mode(cfg) == "paired":
-        from axolotl_aot.compat import AxolotlDPOConfig
+        from axolotl_aot.integration.compat import AxolotlDPOConfig
 
         trainer = AOTPairedTrainer(
             model,
@@ -336,7 +336,7 @@ def _scoring_trainer(
             processing_class=tokenizer,
         )
     else:
-        from axolotl_aot.compat import AxolotlKTOConfig
+        from axolotl_aot.integration.compat import AxolotlKTOConfig
 
         trainer = AOTUnpairedTrainer(
             model,

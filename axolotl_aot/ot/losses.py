@@ -21,7 +21,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from axolotl_aot.quantiles import quantile_coupling
+from axolotl_aot.ot.quantiles import quantile_coupling
 
 Cost = Literal["logistic", "squared_hinge", "least_squares"]
 COSTS: tuple[str, ...] = get_args(Cost)

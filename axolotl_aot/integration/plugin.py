@@ -15,17 +15,18 @@ from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
 from axolotl.integrations.base import BasePlugin
 from transformers import set_seed
 
-from axolotl_aot.args import AOTArgs
-from axolotl_aot.data_checks import check_prepared_datasets
-from axolotl_aot.evaluation import greater_is_better
-from axolotl_aot.launch import check_data_sharding, cpu_device_map, cpu_training_args
+from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.checkpoints import resume_checkpoint
+from axolotl_aot.integration.data_checks import check_prepared_datasets
+from axolotl_aot.integration.evaluation import greater_is_better
+from axolotl_aot.integration.launch import check_data_sharding, cpu_device_map, cpu_training_args
 
 PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
 
 MODES: dict[str, tuple[str, str, str]] = {
     # rl value: (aot_mode, rl axolotl validates, trainer class)
-    "aot": ("paired", "dpo", "axolotl_aot.trainers.AOTPairedTrainer"),
-    "aot_unpaired": ("unpaired", "kto", "axolotl_aot.trainers.AOTUnpairedTrainer"),
+    "aot": ("paired", "dpo", "axolotl_aot.integration.trainers.AOTPairedTrainer"),
+    "aot_unpaired": ("unpaired", "kto", "axolotl_aot.integration.trainers.AOTUnpairedTrainer"),
 }
 
 
@@ -33,7 +34,7 @@ class AOTPlugin(BasePlugin):
     """Adds ``rl: aot`` (paired) and ``rl: aot_unpaired`` (unpaired) to axolotl."""
 
     def get_input_args(self) -> str:
-        return "axolotl_aot.args.AOTArgs"
+        return "axolotl_aot.integration.args.AOTArgs"
 
     def register(self, cfg: dict[str, Any]) -> None:
         """Rewrite ``rl: aot*`` before axolotl validates it; a no-op on a rewritten config."""
@@ -82,17 +83,24 @@ class AOTPlugin(BasePlugin):
 
     def pre_model_load(self, cfg: Any) -> None:
         """Hand the validated ``aot_*`` settings to the AOT trainers before one is built (TRL's
-        constructor already computes log-probs for ``precompute_ref_log_probs``), and seed the
+        constructor already computes log-probs for ``precompute_ref_log_probs``), choose the checkpoint
+        to resume from (``checkpoints.resume_checkpoint``), and seed the
         random number generators with ``seed``: axolotl does not seed them before the model loads, so
         a LoRA adapter's random initialisation would differ between two runs of one config."""
         if cfg.aot_mode:
-            from axolotl_aot.trainers import AOTLossMixin
+            from axolotl_aot.integration.trainers import AOTLossMixin
 
             AOTLossMixin.aot = AOTArgs.model_validate(
                 {k: v for k, v in dict(cfg).items() if k.startswith("aot_")}
             )
             if cfg.seed is not None:
                 set_seed(cfg.seed)
+            try:  # before axolotl's auto-resume would take a half-written last checkpoint
+                cfg.resume_from_checkpoint = resume_checkpoint(
+                    cfg.output_dir, cfg.resume_from_checkpoint, bool(cfg.auto_resume_from_checkpoints)
+                )
+            except ValueError as error:
+                raise SystemExit(f"axolotl-aot: {error}") from None
 
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
         """Refuse a multi-process run whose ranks would not shard the data."""

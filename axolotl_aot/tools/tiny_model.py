@@ -4,7 +4,7 @@ A random-weight Llama (about 0.2M parameters) with a byte-level BPE tokenizer tr
 the bundled text, single digits as tokens (so "347" is 3, 4, 7 and the last digit is one
 token), and a ChatML chat template matching axolotl's ``chatml.*`` dataset types.
 
-``python -m axolotl_aot.tiny_model OUT_DIR`` writes a folder usable as ``base_model:``.
+``python -m axolotl_aot.tools.tiny_model OUT_DIR`` writes a folder usable as ``base_model:``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from axolotl_aot.synthetic import DATA_DIR
+from axolotl_aot.tools.synthetic import DATA_DIR
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = (

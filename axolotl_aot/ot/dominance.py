@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from axolotl_aot.quantiles import quantile_coupling
+from axolotl_aot.ot.quantiles import quantile_coupling
 
 QUANTILE_LEVELS: tuple[float, ...] = tuple(k / 10 for k in range(1, 10))
 

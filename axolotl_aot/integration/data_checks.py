@@ -13,7 +13,7 @@ from typing import Any
 from axolotl.utils.data.shared import datasets_with_name_generator, load_dataset_with_config
 from datasets import Dataset
 
-from axolotl_aot.sampler import check_both_labels
+from axolotl_aot.integration.sampler import check_both_labels
 
 
 def check_prepared_datasets(cfg: Any, train: Dataset, evaluation: Dataset | None) -> None:

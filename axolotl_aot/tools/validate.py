@@ -30,7 +30,7 @@ import yaml
 from pydantic import ValidationError
 
 from axolotl_aot import PLUGIN
-from axolotl_aot.records import is_local, iter_records
+from axolotl_aot.tools.records import is_local, iter_records
 
 AOT_RL = {"aot": "paired", "aot_unpaired": "unpaired"}
 AOT_RL_NAME = {mode: rl for rl, mode in AOT_RL.items()}
@@ -125,7 +125,7 @@ def _plugin_ready(raw: dict[str, Any], report: Report) -> bool:
         from axolotl.integrations.base import load_plugin
 
         load_plugin(PLUGIN)
-        from axolotl_aot.compat import plugin_autoloaded
+        from axolotl_aot.integration.compat import plugin_autoloaded
     except Exception as err:  # an import error of any kind means axolotl would skip the plugin
         report.add("error", "plugins", f"{PLUGIN} cannot be imported ({err}); reinstall axolotl-aot")
         return False
@@ -142,7 +142,7 @@ def _plugin_ready(raw: dict[str, Any], report: Report) -> bool:
 
 
 def _axolotl_validate(raw: dict[str, Any], report: Report, *, as_gpu: bool, n_gpu: int) -> Any:
-    from axolotl_aot.config import validate_raw
+    from axolotl_aot.tools.config import validate_raw
 
     try:
         return validate_raw(dict(raw), report.path, as_gpu=as_gpu, n_gpu=n_gpu)
@@ -156,7 +156,7 @@ def _axolotl_validate(raw: dict[str, Any], report: Report, *, as_gpu: bool, n_gp
 
 
 def _check_unknown_keys(raw: dict[str, Any], report: Report) -> None:
-    from axolotl_aot.config import known_keys
+    from axolotl_aot.tools.config import known_keys
 
     known = known_keys()
     for key in raw:
