@@ -143,4 +143,6 @@ def test_chunked_log_probs_log_the_losses_of_the_full_logits(tmp_path, tiny_mode
         f"update {update:.3g}"
     )
     assert update > 1e-3  # training moved the weights
-    assert difference <= 1e-3 * update
+    dtype = next(iter(weights[1].values())).dtype  # a half-precision adapter: its own rounding
+    rounding = 2 * torch.finfo(dtype).eps * max(w.abs().max().item() for w in weights[1].values())
+    assert difference <= max(1e-3 * update, rounding if dtype != torch.float32 else 0.0)

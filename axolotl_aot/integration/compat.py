@@ -51,6 +51,7 @@ __all__ = [
     "load_split",
     "plugin_autoloaded",
     "selective_log_softmax",
+    "skip_cuda_peer_probe",
     "use_adapter",
 ]
 
@@ -82,3 +83,16 @@ def drop_trl_ref_adapter(model: Any) -> None:
     """
     if TRL_REF_ADAPTER in getattr(model, "peft_config", {}):
         model.delete_adapter(TRL_REF_ADAPTER)
+
+
+def skip_cuda_peer_probe() -> None:
+    """Answer axolotl's CUDA peer-access probe without CUDA, for multi-process runs on CPUs.
+
+    axolotl 0.21's ``load_cfg`` (``prepare_optim_env``) calls ``torch.cuda.can_device_access_peer``
+    for every multi-process run; with a CUDA build of torch and no driver it raises instead of
+    returning (0.19 with a CPU build of torch gets an AssertionError, which axolotl catches).
+    Peer access between GPUs is moot when there are none.
+    """
+    from axolotl.utils import environment
+
+    environment.check_cuda_p2p_support = lambda: True

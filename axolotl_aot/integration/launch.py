@@ -33,6 +33,14 @@ def cpu_data_parallel() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
+def cpu_ranks_without_cuda_probe() -> None:
+    """A CPU-only multi-process run must get past axolotl's CUDA peer-access probe (``compat``)."""
+    if cpu_data_parallel():
+        from axolotl_aot.integration.compat import skip_cuda_peer_probe  # imports axolotl's trainers
+
+        skip_cuda_peer_probe()
+
+
 def cpu_device_map(cfg: Any) -> None:
     """Every rank's model on the CPU; axolotl would map rank ``LOCAL_RANK`` to accelerator ``LOCAL_RANK``."""
     if cpu_data_parallel():

@@ -19,7 +19,12 @@ from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.checkpoints import resume_checkpoint
 from axolotl_aot.integration.data_checks import check_prepared_datasets
 from axolotl_aot.integration.evaluation import greater_is_better
-from axolotl_aot.integration.launch import check_data_sharding, cpu_device_map, cpu_training_args
+from axolotl_aot.integration.launch import (
+    check_data_sharding,
+    cpu_device_map,
+    cpu_ranks_without_cuda_probe,
+    cpu_training_args,
+)
 
 PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
 
@@ -41,6 +46,7 @@ class AOTPlugin(BasePlugin):
         rl = cfg.get("rl")
         if rl not in MODES:
             return
+        cpu_ranks_without_cuda_probe()  # load_cfg runs the probe after this hook
         mode, base_rl, trainer_cls = MODES[rl]
         if cfg.get("trainer_cls") not in (None, trainer_cls):
             raise ValueError(

@@ -91,8 +91,7 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
     plan.rows += _model(cfg, workdir / "model")
     plan.rows += _data(cfg, mode, config, workdir / "data", steps * processes)
     _machine(cfg, plan)
-    # First: its load_datasets hook records "config" before AOTPlugin's loads (and checks) the data.
-    cfg["plugins"] = [PROBE, *(cfg.get("plugins") or [])]
+    cfg["plugins"] = [*(cfg.get("plugins") or []), PROBE]
     cfg.update(
         max_steps=steps,
         warmup_steps=0,

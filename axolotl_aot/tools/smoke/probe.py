@@ -40,8 +40,10 @@ def _reach(stage: str) -> None:
 
 
 class SmokeProbe(BasePlugin):
-    def load_datasets(self, cfg: Any, preprocess: bool = False) -> None:
-        _reach("config")  # axolotl validated the config; datasets load next (returning None keeps axolotl's)
+    def register(self, cfg: Any) -> None:
+        # axolotl loaded the config with its plugins (``aot-cli smoke`` validated it before the run);
+        # not load_datasets: axolotl 0.21 runs the auto-loaded AOTPlugin's, which loads the data, first.
+        _reach("config")
 
     def pre_model_load(self, cfg: Any) -> None:
         _reach("data")
