@@ -112,6 +112,18 @@ def train(config: Path, launcher: str = "python", processes: int = 1) -> subproc
     )
 
 
+def evaluate(config: Path) -> subprocess.CompletedProcess:
+    """``python -m axolotl.cli.evaluate``: writes ``eval_summary.csv`` to the config's ``output_dir``."""
+    return subprocess.run(
+        [sys.executable, "-m", "axolotl.cli.evaluate", str(config)],
+        cwd=config.parent,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 def train_until(config: Path, checkpoint: Path) -> None:
     """Start training ``config`` and SIGKILL it as soon as ``checkpoint`` is completely saved."""
     with (config.parent / "killed.log").open("w") as log:
@@ -122,6 +134,12 @@ def train_until(config: Path, checkpoint: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert incomplete(checkpoint) is None, (config.parent / "killed.log").read_text()[-4000:]
+
+
+def log_history(out: Path) -> list[dict]:
+    """The log history of a run's last checkpoint (every logged step and evaluation)."""
+    checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
 
 
 def final_weights(out: Path) -> dict[str, torch.Tensor]:

@@ -14,11 +14,11 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
-from axolotl_runs import make_config, tiny_config, train
+from axolotl_runs import log_history, make_config, tiny_config, train
 from packaging.version import Version
 from pydantic import ValidationError
 from test_cli_validate import problems
-from test_train_e2e import check_run, log_history
+from test_train_e2e import check_run
 
 from axolotl_aot.integration import compat
 from axolotl_aot.integration.plugin import AOTPlugin

@@ -103,7 +103,8 @@ def test_world_sorted_paired_loss_and_gradients_equal_one_process(ranks, tmp_pat
         torch.testing.assert_close(result["loss"], expected.detach(), rtol=0, atol=1e-6)
         torch.testing.assert_close(result["pc_grad"], pc.grad.split(sizes)[rank], rtol=0, atol=1e-6)
         torch.testing.assert_close(result["pr_grad"], pr.grad.split(sizes)[rank], rtol=0, atol=1e-6)
-    # The world sort is not the mean of per-rank sorts (AOT-NOTES 5.4): gathering changes the target.
+    # The world sort is not the mean of per-rank sorts (docs/method.md, "Sorting across ranks
+    # (world scope)"): gathering changes the target.
     per_rank = [
         aot_paired_loss(*(x.detach().split(sizes)[r] for x in (pc, pr, rc, rr)), beta=0.5)
         for r in range(ranks)

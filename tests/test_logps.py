@@ -83,7 +83,7 @@ def test_chunked_equals_full_logits(name, padding_side):
 
     expected = full_logps(model, ids, attention, completion)
     expected_grads = grads(model, (weights * expected).sum())
-    got = sequence_logps(chunked, ids, attention, completion, chunk_size=5)  # 5 divides no row's count
+    got = sequence_logps(chunked, ids, attention, completion, chunk_size=5).logps  # 5 divides no row
     got_grads = grads(model, (weights * got).sum())
 
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
@@ -102,7 +102,7 @@ def test_bf16_autocast_uses_the_models_matmul_dtype_and_a_float32_logsumexp():
     ids, attention, completion = batch("right")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits
-        got = sequence_logps(chunked_head(model), ids, attention, completion, chunk_size=5)
+        got = sequence_logps(chunked_head(model), ids, attention, completion, chunk_size=5).logps
         got.sum().backward()
     per_token = selective_log_softmax(logits[:, :-1].float(), ids[:, 1:])
     expected = per_token.masked_fill(completion[:, 1:] == 0, 0.0).sum(-1)
@@ -153,7 +153,7 @@ def test_a_training_step_never_allocates_the_vocabulary_logits():
     """128k vocabulary, the trainer's loss (policy pass with gradients, reference pass under no_grad)
     and backward: the largest allocation is >= 4x below the [completion tokens, vocab] float32
     logits, while the policy pass with aot_logits_chunk_size: 0 (the control) does allocate them."""
-    from test_trainers import loss_path
+    from trainer_setup import loss_path
 
     from axolotl_aot.integration.args import AOTArgs
     from axolotl_aot.integration.trainers import AOTPairedTrainer

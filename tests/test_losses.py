@@ -26,7 +26,7 @@ BETA = st.floats(0.01, 3.0)
 
 
 def h(z: np.ndarray, cost: str, eps: float) -> np.ndarray:
-    """The costs of AOT-NOTES section 3, written independently in numpy."""
+    """The costs of docs/method.md, "Costs", written independently in numpy."""
     if cost == "logistic":
         return (1 - eps) * np.logaddexp(0, -z) + eps * np.logaddexp(0, z)
     if cost == "squared_hinge":

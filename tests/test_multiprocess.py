@@ -14,10 +14,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from axolotl_runs import final_weights, make_config, max_difference, small_dataset, train, with_dataset
+from axolotl_runs import (
+    final_weights,
+    log_history,
+    make_config,
+    max_difference,
+    small_dataset,
+    train,
+    with_dataset,
+)
 from safetensors.torch import load_file
 from test_resume import logged_steps
-from test_train_e2e import log_history
 
 from axolotl_aot.integration.launch import check_data_sharding
 from axolotl_aot.integration.sampler import LabelMixingSampler

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from axolotl_runs import LORA, QLORA, ROOT, final_weights, make_config, max_difference, train
+from axolotl_runs import LORA, QLORA, ROOT, final_weights, log_history, make_config, max_difference, train
 from safetensors.torch import load_file
 
 AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
-
-
-def log_history(out: Path) -> list[dict]:
-    checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return [entry for entry in json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]]
 
 
 def check_run(done: subprocess.CompletedProcess, out: Path, steps: int) -> list[dict]:

@@ -2,81 +2,34 @@
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
-from axolotl.core.training_args import AxolotlKTOConfig
-from axolotl.prompt_strategies.dpo.chatml import prompt_pairs as dpo_prompt_pairs
-from axolotl.prompt_strategies.kto.chatml import prompt_pairs as kto_prompt_pairs
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import DPOConfig, DPOTrainer
+from trainer_setup import (
+    BETA,
+    PAIRS,
+    load,
+    loss_path,
+    paired_trainer,
+    run_step,
+    step_trainer,
+    unpaired_trainer,
+)
+from trl import DPOTrainer
 
 from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 from axolotl_aot.ot.losses import aot_paired_loss
-from axolotl_aot.tools.synthetic import DATA_DIR
 from axolotl_aot.tools.tiny_model import build_tiny_model
-
-BETA = 0.5
-PAIRS = 8
-
-
-def rows(name: str, count: int) -> list[dict]:
-    lines = (DATA_DIR / f"parity_{name}.jsonl").read_text().splitlines()[:count]
-    return [json.loads(line) for line in lines]
-
-
-def paired_dataset() -> Dataset:
-    fn = dpo_prompt_pairs(cfg=None)  # axolotl's own chatml formatting, as training uses it
-    return Dataset.from_list([fn(row) for row in rows("paired_train", PAIRS)])
-
-
-def unpaired_dataset() -> Dataset:
-    fn = kto_prompt_pairs(cfg=None)
-    return Dataset.from_list([fn(row) for row in rows("unpaired_train", 12)])
 
 
 @pytest.fixture(scope="module")
 def models(tiny_model: Path, tmp_path_factory) -> tuple[Path, Path]:
     """A policy and a different reference, so that log-ratios are not all zero."""
     return tiny_model, build_tiny_model(tmp_path_factory.mktemp("ref") / "model", seed=1)
-
-
-def config_kwargs(tmp_path: Path, batch: int) -> dict:
-    return {
-        "output_dir": str(tmp_path),
-        "per_device_train_batch_size": batch,
-        "report_to": [],
-        "use_cpu": True,
-        "bf16": False,  # axolotl's configs default to bf16, which CPU autocast would apply to the reference
-        "beta": BETA,
-        "max_length": 64,
-        "seed": 0,
-    }
-
-
-def load(path: Path) -> torch.nn.Module:
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-
-
-def paired_trainer(cls, models, tmp_path, **config):
-    policy, reference = models
-    args_cls = AxolotlDPOConfig if cls is AOTPairedTrainer else DPOConfig
-    return cls(
-        load(policy),
-        load(reference),
-        args=args_cls(**config_kwargs(tmp_path, PAIRS), **config),
-        train_dataset=paired_dataset(),
-        processing_class=AutoTokenizer.from_pretrained(policy),
-    )
 
 
 def test_local_scope_equals_trl_aot_on_the_same_batch_and_model(models, tmp_path):
@@ -113,17 +66,6 @@ def test_cost_and_smoothing_settings_reach_the_loss(models, tmp_path):
 
 
 # ---- multi-rank: the trainers' loss path in spawned gloo processes ----
-
-
-def loss_path(cls, model: torch.nn.Module, scope: str):
-    """The trainer's ``_compute_loss`` without the Trainer machinery around it."""
-    trainer = cls.__new__(cls)
-    trainer.model, trainer.ref_model, trainer.beta = model, None, BETA
-    trainer.precompute_ref_logps = True
-    trainer.accelerator, trainer.is_fsdp_enabled = SimpleNamespace(unwrap_model=lambda m: m), False
-    trainer.aot = AOTArgs(aot_sort_scope=scope)
-    trainer._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
-    return trainer
 
 
 def paired_rows_of(batch: dict, keep: list[int]) -> dict:
@@ -170,17 +112,6 @@ def with_reference_logps(trainer, batch: dict, kind: str) -> dict:
         else:
             batch["ref_logps"] = trainer.compute_ref_log_probs(trainer.ref_model, batch)[0]
     return batch
-
-
-def unpaired_trainer(models, tmp_path) -> AOTUnpairedTrainer:
-    policy, reference = models
-    return AOTUnpairedTrainer(
-        load(policy),
-        load(reference),
-        args=AxolotlKTOConfig(**config_kwargs(tmp_path, 12), loss_type="apo_zero_unpaired"),
-        train_dataset=unpaired_dataset(),
-        processing_class=AutoTokenizer.from_pretrained(policy),
-    )
 
 
 @pytest.mark.parametrize("kind", ["paired", "unpaired"])
@@ -237,23 +168,6 @@ def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, t
 
 
 # ---- the optimizer-step scope ----
-
-
-def step_trainer(models, tmp_path, scope: str, batch: int, accumulation: int) -> AOTPairedTrainer:
-    trainer = paired_trainer(AOTPairedTrainer, models, tmp_path, gradient_accumulation_steps=accumulation)
-    trainer.args.per_device_train_batch_size = batch
-    trainer.aot = AOTArgs(aot_sort_scope=scope, aot_cost="squared_hinge")
-    trainer.model.train()
-    return trainer
-
-
-def run_step(trainer: AOTPairedTrainer, micro_batches: list[dict]) -> tuple[float, torch.Tensor]:
-    """One optimizer step's forward/backward passes as the Trainer's loop runs them."""
-    trainer.model.zero_grad()
-    batch_samples, _ = trainer.get_batch_samples(iter(micro_batches), len(micro_batches), torch.device("cpu"))
-    trainer.current_gradient_accumulation_steps = len(batch_samples)
-    logged = sum(trainer.training_step(trainer.model, batch).item() for batch in batch_samples)
-    return logged, torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
 
 
 def test_step_scope_gradient_equals_one_large_micro_batch(models, tmp_path):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from axolotl_aot.integration.logps import TokenStats
 from axolotl_aot.ot.dominance import dominance_stats
 from axolotl_aot.ot.losses import Cost, aot_paired_loss, aot_unpaired_loss
 
@@ -34,21 +35,35 @@ class Scores:
     logp_neg: np.ndarray
     ref_logp_pos: np.ndarray
     ref_logp_neg: np.ndarray
+    stats_pos: TokenStats | None = None  # the policy's token statistics of each positive row
+    stats_neg: TokenStats | None = None
 
     @classmethod
-    def from_columns(cls, paired: bool, columns: Sequence[np.ndarray | torch.Tensor]) -> Scores:
+    def from_columns(
+        cls, paired: bool, columns: Sequence[np.ndarray | torch.Tensor], stats: TokenStats | None = None
+    ) -> Scores:
         """From per-row columns: paired (chosen, rejected, ref chosen, ref rejected log-probs) of each
-        pair; unpaired (log-prob, ref log-prob, label) of each row."""
+        pair; unpaired (log-prob, ref log-prob, label) of each row. ``stats`` has one row per
+        sequence: paired, the chosen completions, then the rejected ones."""
         arrays = [_numpy(c) for c in columns]
         if paired:
             chosen, rejected, ref_chosen, ref_rejected = arrays
-            return cls(
+            positive = np.arange(2 * len(chosen)) < len(chosen)
+            scores = cls(
                 True, chosen - ref_chosen, rejected - ref_rejected, chosen, rejected, ref_chosen, ref_rejected
             )
-        logps, ref_logps, labels = arrays
-        pos, neg = labels.astype(bool), ~labels.astype(bool)
-        rewards = logps - ref_logps
-        return cls(False, rewards[pos], rewards[neg], logps[pos], logps[neg], ref_logps[pos], ref_logps[neg])
+        else:
+            logps, ref_logps, labels = arrays
+            positive = labels.astype(bool)
+            pos, neg = positive, ~positive
+            rewards = logps - ref_logps
+            scores = cls(
+                False, rewards[pos], rewards[neg], logps[pos], logps[neg], ref_logps[pos], ref_logps[neg]
+            )
+        if stats is not None:
+            mask = torch.from_numpy(positive)
+            scores.stats_pos, scores.stats_neg = stats.select(mask), stats.select(~mask)
+        return scores
 
     @property
     def size(self) -> int:
@@ -90,20 +105,54 @@ def reward_metrics(
     return metrics
 
 
+def policy_metrics(
+    logp_pos: torch.Tensor | np.ndarray,
+    logp_neg: torch.Tensor | np.ndarray,
+    stats_pos: TokenStats,
+    stats_neg: TokenStats,
+) -> dict[str, float]:
+    """TRL's DPO/KTO metrics of the policy's completions, under TRL's names (chosen = positive).
+
+    ``logps/*``: mean summed completion log-prob; ``logits/*``: mean over completion tokens of
+    the mean logit over the vocabulary; ``entropy``: mean over every completion token;
+    ``mean_token_accuracy``: argmax hits over the chosen completions' tokens. A side with no
+    rows is left out (as TRL's KTO does); no tokens count as 0 (as TRL's DPO does).
+    """
+    pos, neg = [_numpy(x) for x in stats_pos], [_numpy(x) for x in stats_neg]
+    tokens, entropy, logits, correct = 0, 1, 2, 3  # TokenStats' fields
+
+    def ratio(numerator: float, denominator: float) -> float:
+        return float(numerator / denominator) if denominator > 0 else 0.0
+
+    metrics = {
+        "entropy": ratio(pos[entropy].sum() + neg[entropy].sum(), pos[tokens].sum() + neg[tokens].sum()),
+        "mean_token_accuracy": ratio(pos[correct].sum(), pos[tokens].sum()),
+    }
+    for side, logps, columns in (("chosen", logp_pos, pos), ("rejected", logp_neg, neg)):
+        if len(logps):
+            metrics[f"logps/{side}"] = float(_numpy(logps).mean())
+            metrics[f"logits/{side}"] = ratio(columns[logits].sum(), columns[tokens].sum())
+    return metrics
+
+
 def eval_metrics(
     scores: Scores, *, beta: float, cost: Cost = "logistic", label_smoothing: float = 0.0
 ) -> dict[str, float]:
-    """Whole-set ``loss`` (the configured cost), dominance and reward metrics, as logged after ``eval_``."""
+    """Whole-set ``loss`` (the configured cost), dominance and reward metrics and, given the token
+    statistics, TRL's policy metrics, as logged after ``eval_``."""
     if not (len(scores.reward_pos) and len(scores.reward_neg)):
         raise ValueError(
             f"the evaluation set has {len(scores.reward_pos)} positive and {len(scores.reward_neg)} negative "
             "samples; dominance needs both: add rows of the missing label to the evaluation set"
         )
     pos, neg = beta * scores.reward_pos, beta * scores.reward_neg
-    return {
+    metrics = {
         "loss": aot_loss(scores, beta=beta, cost=cost, label_smoothing=label_smoothing),
         **reward_metrics(pos, neg, paired=scores.paired),
     }
+    if scores.stats_pos is not None and scores.stats_neg is not None:
+        metrics.update(policy_metrics(scores.logp_pos, scores.logp_neg, scores.stats_pos, scores.stats_neg))
+    return metrics
 
 
 def greater_is_better(metric: str) -> bool:

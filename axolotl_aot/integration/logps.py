@@ -8,6 +8,11 @@ predicts token t+1) and runs the LM head on ``chunk_size`` of them at a time. It
 Function keeps the hidden states and one log-sum-exp per token; backward recomputes each
 chunk's logits, so no [tokens, vocab] tensor lives in forward or backward.
 
+The same chunks give, at no extra pass, what TRL logs from the logits (``TokenStats``:
+entropy, mean logit, argmax accuracy per row), and a Mixture-of-Experts backbone's router
+logits give the model's own load-balancing loss (``ChunkedModel.router_aux``), so the
+policy pass needs nothing of the model's full forward.
+
 ``chunked_head`` says whether a model's head can be reproduced exactly (a plain linear map,
 optionally followed by a known logit scale or soft-capping) and otherwise why not, so the
 caller can fall back to the full logits. Pure torch: nothing here knows of trainers.
@@ -15,8 +20,10 @@ caller can fall back to the full logits. Pure torch: nothing here knows of train
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -45,6 +52,52 @@ class LMHead:
     softcap: float | None = None
 
 
+class TokenStats(NamedTuple):
+    """Per-row sums over the completion tokens of what TRL's DPO/KTO trainers log from the logits.
+
+    Sums, not means, so that rows of any batches, ranks or a whole evaluation set add up.
+    """
+
+    tokens: torch.Tensor  # completion tokens
+    entropy: torch.Tensor  # entropy of the next-token distribution
+    logits: torch.Tensor  # each token's mean logit over the vocabulary
+    correct: torch.Tensor  # tokens whose most likely next token is the target
+
+    @classmethod
+    def from_logits(
+        cls, logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor
+    ) -> TokenStats:
+        """From a model's full (batch, tokens, vocab) logits, as TRL computes them."""
+        z = logits[:, :-1].detach().float()
+        mask = completion_mask[:, 1:].to(z.dtype)
+        logp = torch.log_softmax(z, dim=-1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        correct = (z.argmax(-1) == input_ids[:, 1:]).to(z.dtype)
+        return cls(
+            mask.sum(-1), (entropy * mask).sum(-1), (z.mean(-1) * mask).sum(-1), (correct * mask).sum(-1)
+        )
+
+    @classmethod
+    def cat(cls, parts: list[TokenStats]) -> TokenStats:
+        """The rows of ``parts``, concatenated in order."""
+        return cls(*(torch.cat(column) for column in zip(*parts, strict=True)))
+
+    def select(self, rows: torch.Tensor | slice) -> TokenStats:
+        return TokenStats(*(column[rows] for column in self))
+
+
+class Completions(NamedTuple):
+    """What one forward gives for a batch: log pi(completion | prompt) per row, and on request
+    the token statistics and a Mixture-of-Experts model's router load-balancing loss."""
+
+    logps: torch.Tensor
+    stats: TokenStats | None = None
+    aux_loss: torch.Tensor | None = None
+
+
+RouterAux = Callable[[Any, torch.Tensor], torch.Tensor]  # (router logits, attention mask) -> loss
+
+
 @dataclass(frozen=True)
 class ChunkedModel:
     """A causal LM split into the backbone (hidden states) and the head it ends with."""
@@ -53,6 +106,7 @@ class ChunkedModel:
     head_module: nn.Linear
     scale: float
     softcap: float | None
+    router_aux: RouterAux | None = None  # the model's own load-balancing loss of its router logits
 
     def head(self) -> LMHead:
         """The head's current parameters (read at each call: optimizers update them in place)."""
@@ -83,7 +137,18 @@ def chunked_head(model: nn.Module) -> ChunkedModel | str:
     divisor = getattr(config, LOGIT_DIVISOR_ATTR, None)
     if divisor is not None:
         scale /= float(divisor)
-    return ChunkedModel(backbone, head, scale, getattr(config, SOFTCAP_ATTR, None))
+    return ChunkedModel(backbone, head, scale, getattr(config, SOFTCAP_ATTR, None), router_aux_loss(model))
+
+
+def router_aux_loss(model: nn.Module) -> RouterAux | None:
+    """The load-balancing loss a Mixture-of-Experts ``*ForCausalLM`` adds in its own forward:
+    its module's ``load_balancing_loss_func`` with its expert counts (Mixtral, Qwen2/3-MoE,
+    OLMoE, ...), or None for a dense model or one whose forward computes it otherwise."""
+    loss_fn = getattr(sys.modules.get(type(model).__module__), "load_balancing_loss_func", None)
+    experts, top_k = getattr(model, "num_experts", None), getattr(model, "num_experts_per_tok", None)
+    if loss_fn is None or experts is None or top_k is None:
+        return None
+    return lambda router_logits, attention_mask: loss_fn(router_logits, experts, top_k, attention_mask)
 
 
 def sequence_logps(
@@ -92,10 +157,19 @@ def sequence_logps(
     attention_mask: torch.Tensor,
     completion_mask: torch.Tensor,
     chunk_size: int,
-) -> torch.Tensor:
-    """(batch,) log pi(completion | prompt), summed over the completion tokens."""
-    hidden = model.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    return gathered_logps(hidden.last_hidden_state, input_ids, completion_mask, model.head(), chunk_size)
+    *,
+    stats: bool = False,
+    aux_loss: bool = False,
+) -> Completions:
+    """(batch,) log pi(completion | prompt), summed over the completion tokens; with ``stats`` the
+    rows' ``TokenStats``, with ``aux_loss`` the router loss (needs ``model.router_aux``)."""
+    extra = {"output_router_logits": True} if aux_loss else {}
+    out = model.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **extra)
+    logps, token_stats = gathered_logps(
+        out.last_hidden_state, input_ids, completion_mask, model.head(), chunk_size, stats=stats
+    )
+    aux = model.router_aux(out.router_logits, attention_mask) if aux_loss else None
+    return Completions(logps, token_stats, aux)
 
 
 def gathered_logps(
@@ -104,17 +178,29 @@ def gathered_logps(
     completion_mask: torch.Tensor,
     head: LMHead,
     chunk_size: int,
-) -> torch.Tensor:
-    """Per-sequence sums of the completion tokens' log-probs from last hidden states (batch, tokens, h)."""
+    *,
+    stats: bool = False,
+) -> tuple[torch.Tensor, TokenStats | None]:
+    """Per-sequence sums of the completion tokens' log-probs from last hidden states (batch, tokens, h),
+    and with ``stats`` their ``TokenStats``."""
     predicts = completion_mask[:, 1:].bool()  # the hidden state at t predicts token t+1
     rows = torch.arange(len(input_ids), device=input_ids.device).unsqueeze(1).expand_as(predicts)[predicts]
-    per_token = token_logps(hidden[:, :-1][predicts], input_ids[:, 1:][predicts], head, chunk_size)
-    return per_token.new_zeros(len(input_ids)).index_add(0, rows, per_token)
+    per_token, *extras = _ChunkedLogps.apply(
+        hidden[:, :-1][predicts], head.weight, head.bias, input_ids[:, 1:][predicts], head.scale,
+        head.softcap, chunk_size, stats,
+    )  # fmt: skip
+    logps = per_token.new_zeros(len(input_ids)).index_add(0, rows, per_token)
+    if not stats:
+        return logps, None
+    ones = torch.ones_like(extras[0])
+    sums = [ones.new_zeros(len(input_ids)).index_add(0, rows, x) for x in (ones, *extras)]
+    return logps, TokenStats(*sums)
 
 
 def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int) -> torch.Tensor:
     """(tokens,) log-softmax (float32 or wider) of each target, ``chunk_size`` tokens at a time."""
-    return _ChunkedLogps.apply(hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size)
+    args = (hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size, False)
+    return _ChunkedLogps.apply(*args)[0]
 
 
 def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
@@ -141,7 +227,11 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class _ChunkedLogps(torch.autograd.Function):
-    """log_softmax(cap(scale * (W h + b)))[target] per token; saves inputs and one float per token."""
+    """log_softmax(cap(scale * (W h + b)))[target] per token; saves inputs and one float per token.
+
+    With ``stats`` it also returns, without gradient, each token's entropy, mean logit and
+    whether its argmax is the target (empty tensors otherwise).
+    """
 
     @staticmethod
     def forward(
@@ -153,10 +243,12 @@ class _ChunkedLogps(torch.autograd.Function):
         scale: float,
         softcap: float | None,
         chunk_size: int,
-    ) -> torch.Tensor:
+        stats: bool,
+    ) -> tuple[torch.Tensor, ...]:
         dtype = _compute_dtype(hidden, weight)
         out = torch.empty(len(hidden), dtype=_accumulation_dtype(dtype), device=hidden.device)
         lse = torch.empty_like(out)
+        entropy, mean_logit, correct = (torch.empty_like(out[: len(out) if stats else 0]) for _ in range(3))
         with torch.autocast(hidden.device.type, enabled=False):
             for start in range(0, len(hidden), chunk_size):
                 part = slice(start, start + chunk_size)
@@ -165,12 +257,17 @@ class _ChunkedLogps(torch.autograd.Function):
                     z = softcap * torch.tanh(z / softcap)
                 lse[part] = torch.logsumexp(z, dim=-1)
                 out[part] = z.gather(1, targets[part].unsqueeze(1)).squeeze(1) - lse[part]
+                if stats:  # H = lse - sum softmax(z) * z
+                    entropy[part] = lse[part] - (torch.exp(z - lse[part].unsqueeze(1)) * z).sum(-1)
+                    mean_logit[part] = z.mean(-1)
+                    correct[part] = (z.argmax(-1) == targets[part]).to(out.dtype)
         ctx.save_for_backward(hidden, weight, bias, targets, lse)
         ctx.settings = (scale, softcap, chunk_size, dtype)
-        return out
+        ctx.mark_non_differentiable(entropy, mean_logit, correct)
+        return out, entropy, mean_logit, correct
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, grad_out: torch.Tensor, *_: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         scale, softcap, chunk_size, dtype = ctx.settings
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
@@ -203,6 +300,7 @@ class _ChunkedLogps(torch.autograd.Function):
             grad_h,
             None if grad_w is None else grad_w.to(weight.dtype),
             None if grad_b is None else grad_b.to(bias.dtype),
+            None,
             None,
             None,
             None,

@@ -16,7 +16,15 @@ optimizer step on every rank. For ``step``, ``get_batch_samples`` (the Trainer h
 fetches a step's micro-batches) runs a no-grad scoring pass, computes each sample's exact
 weight dL/dr from the global coupling and caches the reference log-probs; each
 micro-batch then backpropagates a surrogate whose gradient is the large-batch gradient
-(GradCache, applied to AOT: AOT-NOTES section 6).
+(GradCache, applied to AOT: docs/method.md, "The step scope"). The gradient pass replays the
+random state of its micro-batch's scoring pass (``rng``; docs/method.md, "Random state replay"),
+so a stochastic forward (router jitter, dropout) computes the rewards that were coupled.
+
+What TRL's DPO/KTO ``_compute_loss`` adds beyond its loss, the trainers add too: a
+Mixture-of-Experts model's router load-balancing loss (``router_aux_loss_coef * aux_loss``,
+detected and weighted by TRL's own constructor), and TRL's metrics (``logps/*``, ``logits/*``,
+``entropy``, ``mean_token_accuracy``, ``num_tokens``, ``aux_loss``), taken from the chunked
+log-prob pass (``logps.TokenStats``) instead of the logits.
 
 Evaluation is whole-set: ``evaluation_loop`` (the Trainer's loop, not copied) has
 ``_compute_loss`` keep each row's log-probs on the CPU instead of logging per-batch
@@ -30,7 +38,8 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from accelerate.utils import is_peft_model
@@ -44,8 +53,9 @@ from axolotl_aot.integration.compat import (
     selective_log_softmax,
     use_adapter,
 )
-from axolotl_aot.integration.evaluation import Scores, eval_metrics, reward_metrics
-from axolotl_aot.integration.logps import ChunkedModel, chunked_head, sequence_logps
+from axolotl_aot.integration.evaluation import Scores, eval_metrics, policy_metrics, reward_metrics
+from axolotl_aot.integration.logps import ChunkedModel, Completions, TokenStats, chunked_head, sequence_logps
+from axolotl_aot.integration.rng import RandomState
 from axolotl_aot.integration.sampler import LabelMixingSampler, check_both_labels
 from axolotl_aot.ot.distributed import (
     all_gather_variable,
@@ -56,8 +66,30 @@ from axolotl_aot.ot.distributed import (
 )
 from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
 
-STEP_WEIGHTS = "aot_step_weights"  # batch key of the step scope's per-sample weights
+STEP_INDEX = "aot_step_index"  # batch key: the micro-batch's place in the step scope's ``StepPlan``
 LOG = logging.getLogger(__name__)
+# The step scope's gradient pass must reproduce the rewards its scoring pass coupled; beyond this
+# relative difference the training log says that it does not.
+REPLAY_TOLERANCE = 1e-4
+
+
+class Rows(NamedTuple):
+    """A batch's per-row log-probs (``columns``, as ``Scores.from_columns`` reads them) and the
+    policy pass they came from (its token statistics and router loss)."""
+
+    columns: list[torch.Tensor]
+    policy: Completions
+
+
+@dataclass
+class StepPlan:
+    """The step scope's coupling of one optimizer step, made by the scoring pass
+    (``_weigh_step``) and used by the gradient pass of each micro-batch, by index."""
+
+    loss: torch.Tensor  # the step's loss over every rank's samples
+    weights: list[tuple[torch.Tensor | None, ...]]  # per micro-batch: dL/d(each loss input)
+    random: list[RandomState]  # per micro-batch: the random state its scoring forward started from
+    scored: list[list[torch.Tensor]]  # per micro-batch: the loss inputs as scored
 
 
 class AOTLossMixin:
@@ -72,16 +104,19 @@ class AOTLossMixin:
     paired: ClassVar[bool]
     row_columns: ClassVar[int]  # how many per-row columns ``_row_columns`` returns
     policy_terms: ClassVar[int] = 2  # the first inputs of the loss carry the policy's gradient
-    _eval_rows: list[list[torch.Tensor]] | None = None  # set while evaluation_loop runs
+    _eval_rows: list[Rows] | None = None  # set while evaluation_loop runs
+    _step: StepPlan | None = None  # the step scope's current optimizer step
+    _replay_warned: bool = False  # the step scope's replay check warns once per trainer
 
-    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Rows:
         raise NotImplementedError
 
     def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
         raise NotImplementedError
 
-    def _loss_inputs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
-        return self._split(self._row_columns(model, inputs))
+    def _positive_rows(self, columns: list[torch.Tensor]) -> torch.Tensor:
+        """Which rows of the policy pass are chosen/positive (bool, one per forward row)."""
+        raise NotImplementedError
 
     def _loss_fn(self) -> Callable[..., torch.Tensor]:
         raise NotImplementedError
@@ -94,21 +129,85 @@ class AOTLossMixin:
     ) -> Any:
         mode = "train" if self.model.training else "eval"
         if self._eval_rows is not None:  # whole-set evaluation: keep the rows, log after the loop
-            columns = self._row_columns(model, inputs)
-            keep = self._real_rows(len(columns[0]))
-            self._eval_rows.append([c[:keep].detach().float().cpu() for c in columns])
-            loss = self._loss_fn()(*self._split(columns)).detach()
+            rows = self._row_columns(model, inputs)
+            self._eval_rows.append(self._cpu_rows(rows, self._real_rows(len(rows.columns[0]))))
+            loss = self._loss_fn()(*self._split(rows.columns)).detach()
             return (loss, None) if return_outputs else loss
-        tensors = self._loss_inputs(model, inputs)
-        if STEP_WEIGHTS in inputs:  # weighed by the step's scoring pass; logs once per step from there
+        index = inputs.get(STEP_INDEX)
+        if index is not None:  # weighed by the step's scoring pass; logs once per step from there
+            with self._step.random[index].replay():
+                rows = self._row_columns(model, inputs)
+            tensors = self._split(rows.columns)
+            self._check_replay(self._step.scored[index], tensors)
             # The Trainer divides each micro-batch's loss by the accumulation count and data
             # parallelism averages over ranks: both are put back so the step gets dL/dtheta.
             scale = self.current_gradient_accumulation_steps * world_size()
-            loss = surrogate(self._aot_step_loss, tensors, inputs[STEP_WEIGHTS], scale=scale)
+            loss = surrogate(self._step.loss, tensors, self._step.weights[index], scale=scale)
         else:
+            rows = self._row_columns(model, inputs)
+            tensors = self._split(rows.columns)
             loss = self._scoped_loss(self._loss_fn(), *tensors)
             self._log_aot_metrics(mode, *(self._scope(r.detach()) for r in self._rewards(tensors)))
+            self._log_policy_metrics(mode, [rows], [inputs])
+        if rows.policy.aux_loss is not None:  # as TRL: the router's load balancing, per micro-batch
+            loss = loss + self.router_aux_loss_coef * rows.policy.aux_loss
         return (loss, None) if return_outputs else loss
+
+    def _check_replay(self, scored: list[torch.Tensor], tensors: list[torch.Tensor]) -> None:
+        """Warn (once) when the gradient pass did not compute the rewards the scoring pass coupled."""
+        if self._replay_warned:
+            return
+        for before, now in zip(scored[: self.policy_terms], tensors[: self.policy_terms], strict=True):
+            difference = (now.detach() - before).abs().max().item() if now.numel() else 0.0
+            if difference > REPLAY_TOLERANCE * max(1.0, before.abs().max().item()):
+                self._replay_warned = True
+                LOG.warning(
+                    "aot_sort_scope: step: the gradient pass computed log-probs up to %.3g away from the "
+                    "scoring pass of the same micro-batch, so the per-sample weights are approximate. The "
+                    "random state of torch's CPU and CUDA generators is replayed; another source of "
+                    "randomness or a nondeterministic kernel differs between the passes. Use "
+                    "aot_sort_scope: world for an exact gradient.",
+                    difference,
+                )
+                return
+
+    def _log_policy_metrics(self, mode: str, rows: list[Rows], batches: list[dict[str, Any]]) -> None:
+        """TRL's DPO/KTO metrics of the policy pass, over every rank's rows of ``rows``."""
+        metrics = self._metrics[mode]
+        policy = [r.policy for r in rows]
+        logps = torch.cat([p.logps.detach() for p in policy])
+        positive = torch.cat([self._positive_rows(r.columns) for r in rows])
+        stats = TokenStats.cat([p.stats for p in policy])
+        logps, positive, *stats = (all_gather_variable(x.float())[0] for x in (logps, positive, *stats))
+        positive, stats = positive.bool(), TokenStats(*stats)
+        values = policy_metrics(
+            logps[positive], logps[~positive], stats.select(positive), stats.select(~positive)
+        )
+        for key, value in values.items():
+            metrics[key].append(value)
+        for p in policy:
+            if p.aux_loss is not None:
+                metrics["aux_loss"].append(
+                    all_gather_variable(p.aux_loss.detach().float().reshape(1))[0].mean().item()
+                )
+        if mode == "train":
+            for batch in batches:
+                count = all_gather_variable(batch["attention_mask"].sum().reshape(1))[0].sum().item()
+                self._total_train_tokens += count
+            metrics["num_tokens"] = [self._total_train_tokens]
+
+    def _cpu_rows(self, rows: Rows, keep: int) -> Rows:
+        """The first ``keep`` rows (pairs, when paired) of ``rows``, detached on the CPU."""
+        columns = [c[:keep].detach().float().cpu() for c in rows.columns]
+        sequences = len(rows.policy.logps)
+        if self.paired:  # the policy pass holds the chosen rows, then the rejected rows
+            half = sequences // 2
+            kept = torch.cat([torch.arange(keep), half + torch.arange(keep)])
+        else:
+            kept = torch.arange(keep)
+        cpu_stats = TokenStats(*(x.detach().float().cpu()[kept] for x in rows.policy.stats))
+        aux = None if rows.policy.aux_loss is None else rows.policy.aux_loss.detach()
+        return Rows(columns, Completions(rows.policy.logps.detach().float().cpu()[kept], cpu_stats, aux))
 
     def _scoped_loss(self, loss_fn: Callable[..., torch.Tensor], *local: torch.Tensor) -> torch.Tensor:
         """``loss_fn`` over this micro-batch (``local``) or over every rank's micro-batch.
@@ -145,16 +244,30 @@ class AOTLossMixin:
         finally:
             self._eval_rows = None
         device = self.accelerator.device
-        columns = [  # every rank's rows, in rank order; ranks may hold different numbers
-            all_gather_variable(torch.cat([r[k] for r in rows] or [torch.empty(0)]).to(device))[0].cpu()
-            for k in range(self.row_columns)
-        ]
+
+        def gathered(parts: list[torch.Tensor]) -> torch.Tensor:
+            """Every rank's rows, in rank order; ranks may hold different numbers."""
+            return all_gather_variable(torch.cat(parts or [torch.empty(0)]).to(device))[0].cpu()
+
+        columns = [gathered([r.columns[k] for r in rows]) for k in range(self.row_columns)]
+        sides = 2 if self.paired else 1  # a paired batch's rows: the chosen completions, then the rejected
+        stats = TokenStats.cat(
+            [
+                TokenStats(
+                    *(gathered([r.policy.stats[k].tensor_split(sides)[side] for r in rows]) for k in range(4))
+                )
+                for side in range(sides)
+            ]
+        )
         metrics = eval_metrics(
-            Scores.from_columns(self.paired, columns),
+            Scores.from_columns(self.paired, columns, stats),
             beta=self.beta,
             cost=self.aot.aot_cost,
             label_smoothing=self.aot.aot_label_smoothing,
         )
+        aux = [r.policy.aux_loss.float().reshape(1).to(device) for r in rows if r.policy.aux_loss is not None]
+        if aux:  # the mean router loss of the evaluation batches, as TRL logs it
+            metrics["aux_loss"] = gathered([a.detach() for a in aux]).mean().item()
         output.metrics.update({f"{metric_key_prefix}_{key}": value for key, value in metrics.items()})
         return output
 
@@ -180,28 +293,31 @@ class AOTLossMixin:
 
     def _weigh_step(self, batch_samples: list[dict[str, Any]]) -> None:
         """Score every micro-batch of the step without gradients, couple the step's samples of
-        all ranks, and store each micro-batch's exact weights (and reference log-probs) in it."""
-        scored = []
+        all ranks, and keep each micro-batch's exact weights and random state in ``self._step``
+        (its reference log-probs in the micro-batch, computed once)."""
+        scored, rows, random = [], [], []
         self.model.train()  # as training_step will: the first step comes before any training_step
         # The same autocast as the gradient pass, so that both see the same rewards.
         with torch.no_grad(), self.compute_loss_context_manager():
-            for batch in batch_samples:
+            for index, batch in enumerate(batch_samples):
                 inputs = self._prepare_inputs(batch)
-                tensors = self._loss_inputs(self.model, inputs)
-                batch.update({k: v for k, v in inputs.items() if k.startswith("ref_")})  # computed once
-                scored.append([t.detach() for t in tensors])
+                random.append(RandomState.capture())
+                rows.append(self._row_columns(self.model, inputs))
+                batch.update({k: v for k, v in inputs.items() if k.startswith("ref_")})
+                batch[STEP_INDEX] = index
+                scored.append([t.detach() for t in self._split(rows[-1].columns)])
         columns = [torch.cat(column) for column in zip(*scored, strict=True)]
         wrt = [k < self.policy_terms for k in range(len(columns))]
-        self._aot_step_loss, weights = loss_and_weights(self._loss_fn(), *columns, wrt=wrt)
+        loss, weights = loss_and_weights(self._loss_fn(), *columns, wrt=wrt)
         step_weights: list[list[torch.Tensor | None]] = [[None] * len(columns) for _ in batch_samples]
         for k, weight in enumerate(weights):
             if weight is not None:
                 for b, part in enumerate(weight.split([len(tensors[k]) for tensors in scored])):
                     step_weights[b][k] = part
-        for batch, batch_weights in zip(batch_samples, step_weights, strict=True):
-            batch[STEP_WEIGHTS] = tuple(batch_weights)
+        self._step = StepPlan(loss, [tuple(w) for w in step_weights], random, scored)
         pos, neg = self._rewards(columns)
         self._log_aot_metrics("train", all_gather_variable(pos)[0], all_gather_variable(neg)[0])
+        self._log_policy_metrics("train", rows, batch_samples)
 
     def _log_aot_metrics(self, mode: str, pos: torch.Tensor, neg: torch.Tensor) -> None:
         """Dominance of the sort's positive over negative rewards (beta-scaled, as TRL's rewards/*)."""
@@ -217,22 +333,40 @@ class AOTLossMixin:
 
     def _completion_logps(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         """(batch,) log pi(completion | prompt) summed over completion tokens, as TRL computes it."""
+        return self._completions(model, inputs, policy=False).logps
+
+    def _completions(self, model: torch.nn.Module, inputs: dict[str, Any], *, policy: bool) -> Completions:
+        """One forward of ``model`` over the batch: the completion log-probs and, for the policy,
+        TRL's token statistics and (a Mixture-of-Experts model) the router loss TRL adds."""
         unwrapped = self.accelerator.unwrap_model(model)
-        chunked = self._chunked_model(unwrapped)
-        if isinstance(chunked, str):
-            logits = model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
-            ).logits
-            per_token = selective_log_softmax(logits[:, :-1], inputs["input_ids"][:, 1:])
-            return per_token.masked_fill(inputs["completion_mask"][:, 1:] == 0, 0.0).sum(-1)
-        logps = functools.partial(sequence_logps, chunked, chunk_size=self.aot.aot_logits_chunk_size)
+        aux_loss = policy and self.aux_loss_enabled
+        chunked = self._chunked_model(unwrapped, aux_loss)
         tensors = {k: inputs[k] for k in ("input_ids", "attention_mask", "completion_mask")}
+        if isinstance(chunked, str):
+            extra = {"output_router_logits": True} if aux_loss else {}
+            out = model(
+                input_ids=tensors["input_ids"],
+                attention_mask=tensors["attention_mask"],
+                use_cache=False,
+                **extra,
+            )
+            per_token = selective_log_softmax(out.logits[:, :-1], tensors["input_ids"][:, 1:])
+            logps = per_token.masked_fill(tensors["completion_mask"][:, 1:] == 0, 0.0).sum(-1)
+            stats = TokenStats.from_logits(out.logits, tensors["input_ids"], tensors["completion_mask"])
+            return Completions(logps, stats if policy else None, out.aux_loss if aux_loss else None)
+        logps = functools.partial(
+            sequence_logps,
+            chunked,
+            chunk_size=self.aot.aot_logits_chunk_size,
+            stats=policy,
+            aux_loss=aux_loss,
+        )
         if unwrapped is model:
             return logps(**tensors)
         # Through the wrapper's forward (DDP, DeepSpeed): its hooks must see the backbone's forward.
         return ForwardRedirection()(model, unwrapped, logps, **tensors)
 
-    def _chunked_model(self, model: torch.nn.Module) -> ChunkedModel | str:
+    def _chunked_model(self, model: torch.nn.Module, aux_loss: bool = False) -> ChunkedModel | str:
         """The backbone and head to compute log-probs without the logits, or why the full logits are used."""
         if self.aot.aot_logits_chunk_size == 0:
             reason: ChunkedModel | str = "aot_logits_chunk_size is 0"
@@ -240,6 +374,8 @@ class AOTLossMixin:
             reason = "FSDP shards the LM head"
         else:
             reason = chunked_head(model)
+            if aux_loss and not isinstance(reason, str) and reason.router_aux is None:
+                reason = f"{type(model).__name__}'s router auxiliary loss is computed only by its own forward"
         if isinstance(reason, str) and reason not in self._logged_fallbacks:
             self._logged_fallbacks.add(reason)
             LOG.warning("AOT log-probs use the full [tokens, vocab] logits: %s", reason)
@@ -281,14 +417,19 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
     paired = True
     row_columns = 4
 
-    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Rows:
         """Policy chosen, policy rejected, reference chosen, reference rejected log-probs of each pair."""
-        chosen, rejected = self._completion_logps(model, inputs).chunk(2)
+        policy = self._completions(model, inputs, policy=True)
+        chosen, rejected = policy.logps.chunk(2)
         if "ref_chosen_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
             inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = self.compute_ref_log_probs(
                 self._reference_model(model), inputs
             )
-        return [chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]
+        return Rows([chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]], policy)
+
+    def _positive_rows(self, columns: list[torch.Tensor]) -> torch.Tensor:
+        pairs = len(columns[0])
+        return torch.arange(2 * pairs, device=columns[0].device) < pairs
 
     def _reference_outputs(self, logps: torch.Tensor) -> tuple[Any, Any]:
         """(chosen, rejected): the collator stacks the chosen rows above the rejected ones."""
@@ -330,13 +471,16 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
             seed=self.args.seed,
         )
 
-    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> list[torch.Tensor]:
+    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Rows:
         """Policy log-prob, reference log-prob and label of each row."""
-        logps = self._completion_logps(model, inputs)
+        policy = self._completions(model, inputs, policy=True)
         if "ref_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
             inputs["ref_logps"] = self.compute_ref_log_probs(self._reference_model(model), inputs)[0]
-        labels = torch.as_tensor(inputs["label"], dtype=logps.dtype, device=logps.device)
-        return [logps, inputs["ref_logps"], labels]
+        labels = torch.as_tensor(inputs["label"], dtype=policy.logps.dtype, device=policy.logps.device)
+        return Rows([policy.logps, inputs["ref_logps"], labels], policy)
+
+    def _positive_rows(self, columns: list[torch.Tensor]) -> torch.Tensor:
+        return columns[2].bool()
 
     def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
         """Rewards of the positives, rewards of the negatives."""

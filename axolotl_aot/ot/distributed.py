@@ -1,9 +1,9 @@
 """Sorting across data-parallel ranks.
 
 TRL sorts each device's micro-batch on its own; the paper's batch-size finding
-(AOT-NOTES section 6) says the sort should see as many samples as possible. Here
-every rank gathers all ranks' rewards (sizes may differ, zero included), computes
-the same global loss, and keeps the exact gradient for its own samples:
+(docs/method.md, "Sorting across ranks (world scope)") says the sort should see as many
+samples as possible. Here every rank gathers all ranks' rewards (sizes may differ, zero
+included), computes the same global loss, and keeps the exact gradient for its own samples:
 
 1. all-gather the detached rewards, padded to the largest rank and then unpadded;
 2. compute the loss on the global vectors and its gradient w_i = dL/dr_i with autograd;
@@ -11,7 +11,7 @@ the same global loss, and keeps the exact gradient for its own samples:
    loss and its gradient with respect to this rank's rewards is exactly dL/dr_i.
 
 No communication happens in backward and the weights are the ones the optimizer-step
-scope (AOT-NOTES section 6) reuses. A no-op when torch.distributed is not initialised.
+scope (docs/method.md, "The step scope") reuses. A no-op when torch.distributed is not initialised.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def loss_and_weights(
     ``wrt[k]``, the exact gradient dL/d local[k] of its own samples (``None`` elsewhere).
 
     Works on detached values: the weights are what the optimizer-step scope applies to
-    micro-batches scored earlier (AOT-NOTES section 6).
+    micro-batches scored earlier (docs/method.md, "The step scope").
     """
     gathered = [all_gather_variable(x, group) for x in local]
     leaves = [values.requires_grad_(flag) for (values, _), flag in zip(gathered, wrt, strict=True)]

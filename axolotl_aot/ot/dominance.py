@@ -1,6 +1,7 @@
 """Empirical first-order stochastic dominance of positive over negative rewards.
 
-AOT's goal is Q_pos(t) >= Q_neg(t) for every t in (0, 1) (AOT-NOTES sections 1 and 8).
+AOT's goal is Q_pos(t) >= Q_neg(t) for every t in (0, 1) (docs/method.md, "Rewards and the
+two modes" and "Whole-set evaluation statistics").
 These statistics say how far a set of rewards is from that, exactly for any sample
 sizes: training logs them every logging step and ``aot-cli report`` prints them.
 """

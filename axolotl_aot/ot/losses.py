@@ -11,7 +11,8 @@ for every quantile level t. The relaxed violation
 is the exact OT cost between the two empirical measures with ground cost
 h(beta * (u - v)), because the monotone coupling is optimal for a convex h. It is
 computed by sorting, O((n + m) log(n + m)), for any sample sizes n and m
-(AOT-NOTES section 4). Pure torch: nothing here knows about trainers.
+(docs/method.md, "The sorted coupling is the optimal transport cost" and "Unequal sizes:
+the merged grid"). Pure torch: nothing here knows about trainers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COSTS: tuple[str, ...] = get_args(Cost)
 
 
 def cost_fn(z: torch.Tensor, cost: Cost = "logistic", label_smoothing: float = 0.0) -> torch.Tensor:
-    """Elementwise convex relaxation h(z) of the 0/1 violation [z < 0] (AOT-NOTES section 3).
+    """Elementwise convex relaxation h(z) of the 0/1 violation [z < 0] (docs/method.md, "Costs").
 
     logistic:      -(1 - eps) log sigmoid(z) - eps log sigmoid(-z)   (eps = label smoothing)
     squared_hinge: relu(1 - z)^2

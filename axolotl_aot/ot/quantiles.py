@@ -3,8 +3,8 @@
 For samples u (n atoms) and v (m atoms) the quantile functions Q_u and Q_v are
 step functions with breakpoints k/n and l/m. On each interval of the merged
 grid both are constant, so any integral over t in (0, 1) of a function of
-(Q_u(t), Q_v(t)) is a finite weighted sum over the merged grid (AOT-NOTES
-section 4). For a convex cost this coupling is the optimal transport plan,
+(Q_u(t), Q_v(t)) is a finite weighted sum over the merged grid (docs/method.md,
+"Unequal sizes: the merged grid"). For a convex cost this coupling is the optimal transport plan,
 which is why the AOT loss and the dominance statistics both build on it.
 """
 

@@ -36,6 +36,7 @@ import torch
 
 from axolotl_aot.integration.compat import drop_trl_ref_adapter
 from axolotl_aot.integration.evaluation import Scores, aot_loss, eval_metrics
+from axolotl_aot.integration.logps import TokenStats
 from axolotl_aot.integration.sampler import check_both_labels
 from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.ot.losses import COSTS
@@ -283,26 +284,29 @@ def score(
     trainer = _scoring_trainer(model, reference, tokenizer, dataset, cfg, batch_size, device)
     tokenized = trainer.train_dataset
     paired = data_mode(cfg) == "paired"
-    logps, ref_logps = np.zeros(_rows(tokenized, paired)), np.zeros(_rows(tokenized, paired))
+    rows = _rows(tokenized, paired)
+    logps, ref_logps = torch.zeros(rows, dtype=torch.float64), torch.zeros(rows, dtype=torch.float64)
+    stats = TokenStats(*(torch.zeros(rows, dtype=torch.float64) for _ in TokenStats._fields))
     batches = list(_length_buckets(tokenized, batch_size, paired))
     with torch.no_grad():
         for done, indices in enumerate(batches, start=1):
             batch = trainer._prepare_inputs(trainer.data_collator([tokenized[i] for i in indices]))
-            policy = trainer._completion_logps(trainer.model, batch).float().cpu().numpy()
-            if paired:
-                ref_c, ref_r = trainer.compute_ref_log_probs(trainer._reference_model(trainer.model), batch)
-                reference_logps = torch.cat([ref_c, ref_r]).float().cpu().numpy()
-                positions = np.concatenate([np.asarray(indices), np.asarray(indices) + len(tokenized)])
-                logps[positions], ref_logps[positions] = policy, reference_logps
-            else:
-                ref = trainer.compute_ref_log_probs(trainer._reference_model(trainer.model), batch)[0]
-                logps[indices], ref_logps[indices] = policy, ref.float().cpu().numpy()
+            policy = trainer._completions(trainer.model, batch, policy=True)
+            reference = trainer.compute_ref_log_probs(trainer._reference_model(trainer.model), batch)
+            positions = torch.as_tensor(indices)
+            if paired:  # the batch holds the chosen rows, then the rejected rows
+                positions = torch.cat([positions, positions + len(tokenized)])
+                reference = (torch.cat(reference),)
+            logps[positions], ref_logps[positions] = policy.logps.double().cpu(), reference[0].double().cpu()
+            for column, values in zip(stats, policy.stats, strict=True):
+                column[positions] = values.double().cpu()
             if on_batch is not None:
                 on_batch(done, len(batches))
     if paired:
         n = len(tokenized)
-        return Scores.from_columns(True, [logps[:n], logps[n:], ref_logps[:n], ref_logps[n:]])
-    return Scores.from_columns(False, [logps, ref_logps, np.asarray(tokenized["label"], dtype=float)])
+        return Scores.from_columns(True, [logps[:n], logps[n:], ref_logps[:n], ref_logps[n:]], stats)
+    labels = torch.as_tensor(tokenized["label"], dtype=torch.float64)
+    return Scores.from_columns(False, [logps, ref_logps, labels], stats)
 
 
 def _rows(tokenized: Any, paired: bool) -> int:

@@ -1,8 +1,9 @@
 """Build the tiny local model the CPU configs, tests and demo train: nothing is downloaded.
 
-A random-weight Llama (about 0.2M parameters) with a byte-level BPE tokenizer trained on
-the bundled text, single digits as tokens (so "347" is 3, 4, 7 and the last digit is one
-token), and a ChatML chat template matching axolotl's ``chatml.*`` dataset types.
+A random-weight Llama (about 0.2M parameters; or a Mixture-of-Experts family, ``FAMILIES``)
+with a byte-level BPE tokenizer trained on the bundled text, single digits as tokens (so "347"
+is 3, 4, 7 and the last digit is one token), and a ChatML chat template matching axolotl's
+``chatml.*`` dataset types.
 
 ``python -m axolotl_aot.tools.tiny_model OUT_DIR`` writes a folder usable as ``base_model:``.
 """
@@ -12,10 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    MixtralConfig,
+    MixtralForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen3MoeConfig,
+    Qwen3MoeForCausalLM,
+)
 
 from axolotl_aot.tools.synthetic import DATA_DIR
 
@@ -62,6 +72,19 @@ def build_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
     )
 
 
+EXPERTS = {"num_experts_per_tok": 2}
+# family -> (config class, model class, its Mixture-of-Experts settings): 4 experts, 2 per token.
+FAMILIES: dict[str, tuple[type, type, dict[str, Any]]] = {
+    "llama": (LlamaConfig, LlamaForCausalLM, {}),
+    "mixtral": (MixtralConfig, MixtralForCausalLM, {**EXPERTS, "num_local_experts": 4}),
+    "qwen3_moe": (
+        Qwen3MoeConfig,
+        Qwen3MoeForCausalLM,
+        {**EXPERTS, "num_experts": 4, "moe_intermediate_size": 64},
+    ),
+}
+
+
 def build_tiny_model(
     out_dir: str | Path,
     *,
@@ -69,15 +92,21 @@ def build_tiny_model(
     hidden_size: int = 64,
     layers: int = 2,
     vocab_size: int | None = None,
+    family: str = "llama",
+    **config_changes: Any,
 ) -> Path:
-    """Write a tokenizer and a randomly initialised ``LlamaForCausalLM`` to ``out_dir``.
+    """Write a tokenizer and a randomly initialised causal LM of ``family`` to ``out_dir``.
 
     ``vocab_size`` above the tokenizer's (384) gives the model a real LLM's vocabulary (its LM head
     and logits) for memory measurements; the extra rows are never produced by the tokenizer.
+    ``family`` is one of ``FAMILIES`` (a dense Llama, or a Mixture-of-Experts model with 4 experts,
+    top-2); ``config_changes`` override its config (e.g. ``router_jitter_noise``).
     """
     out = Path(out_dir)
     tokenizer = build_tokenizer()
-    config = LlamaConfig(
+    config_cls, model_cls, moe = FAMILIES[family]
+    config = config_cls(
+        **moe,
         vocab_size=max(vocab_size or 0, len(tokenizer)),
         hidden_size=hidden_size,
         intermediate_size=4 * hidden_size,
@@ -89,9 +118,10 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
+        **config_changes,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = model_cls(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
