@@ -1,4 +1,5 @@
 # Two commands: `make test` and `make demo`. Both set up their venv on first use.
+# `make test-fast`: lint and the tests not marked `training` (no axolotl trainings, about a minute).
 # Two tested stacks, one suite:
 #   make test          .venv        Python 3.11, axolotl 0.19 (TRL 1.9), the CPU torch 2.13.0 build
 #   make test-latest   .venv-latest Python 3.12, the newest axolotl the pyproject admits, torch from
@@ -28,7 +29,7 @@ PAIRED_STEPS ?= 120
 UNPAIRED_STEPS ?= 160
 LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
 
-.PHONY: test test-latest demo smoke lint format clean
+.PHONY: test test-fast test-latest demo smoke lint format clean
 
 # The suite is mostly axolotl trainings in subprocesses: one pytest worker per core.
 TEST_WORKERS ?= auto
@@ -37,6 +38,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# Everything but the tests marked `training` (subprocess trainings, torch.distributed workers).
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not training"
 
 test-latest:
 	@test -n "$(PYTHON_LATEST)" || { echo "make test-latest needs Python 3.12: install it (pyenv install 3.12) or pass PYTHON_LATEST=/path/to/python3.12"; exit 2; }
@@ -68,7 +74,7 @@ demo: $(STAMP)
 
 # make smoke: `aot-cli smoke` on every example YAML; a failed row fails the target.
 SMOKE_STEPS ?= 2
-# The chat example trains on the rows the README's UltraFeedback walkthrough converts; the DPO
+# The chat example trains on the rows docs/data.md's UltraFeedback walkthrough converts; the DPO
 # baseline (tiny/dpo.yml, for comparing runs in `aot-cli report`) is not an AOT config.
 smoke: $(STAMP)
 	@test -f $(TINY_MODEL)/config.json || $(BIN)/python -m axolotl_aot.tools.tiny_model $(TINY_MODEL)

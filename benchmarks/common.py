@@ -58,7 +58,8 @@ def trainer(variant: str, models: tuple[Path, Path], output: Path, **args: Any) 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from axolotl_aot.integration.args import AOTArgs
-    from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+    from axolotl_aot.integration.factory import build_trainer
+    from axolotl_aot.integration.modes import PAIRED, UNPAIRED
 
     scope = args.pop("scope", "world")
     common = {
@@ -79,25 +80,27 @@ def trainer(variant: str, models: tuple[Path, Path], output: Path, **args: Any) 
     policy = AutoModelForCausalLM.from_pretrained(models[0], dtype=torch.float32)
     reference = AutoModelForCausalLM.from_pretrained(models[1], dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(models[0])
-    if variant in ("aot", "trl-aot"):
-        cls = AOTPairedTrainer if variant == "aot" else _axolotl_dpo_trainer()
-        config = AxolotlDPOConfig(**common, **({"loss_type": ["aot"]} if variant == "trl-aot" else {}))
-        built = cls(
+    if variant in ("aot", "aot-unpaired"):  # configured as the plugin would: the factory
+        mode = PAIRED if variant == "aot" else UNPAIRED
+        return build_trainer(
+            mode,
+            policy,
+            reference,
+            args=common,
+            settings=AOTArgs(aot_sort_scope=scope),
+            train_dataset=dataset(mode.name),
+            processing_class=tokenizer,
+        )
+    if variant == "trl-aot":
+        config = AxolotlDPOConfig(**common, loss_type=["aot"])
+        built = _axolotl_dpo_trainer()(
             policy, reference, args=config, train_dataset=dataset("paired"), processing_class=tokenizer
         )
     else:
-        cls = AOTUnpairedTrainer if variant == "aot-unpaired" else _axolotl_kto_trainer()
-        loss_type = "apo_zero_unpaired" if variant == "aot-unpaired" else "kto"
-        config = AxolotlKTOConfig(
-            **common,
-            loss_type=loss_type,
-            **({"train_sampling_strategy": "sequential"} if variant == "kto" else {}),
-        )
-        built = cls(
+        config = AxolotlKTOConfig(**common, loss_type="kto", train_sampling_strategy="sequential")
+        built = _axolotl_kto_trainer()(
             policy, reference, args=config, train_dataset=dataset("unpaired"), processing_class=tokenizer
         )
-    if variant in ("aot", "aot-unpaired"):
-        built.aot = AOTArgs(aot_sort_scope=scope)
     return built
 
 

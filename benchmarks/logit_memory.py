@@ -102,37 +102,38 @@ def variant(run: Run, models: tuple[Path, Path], output: Path) -> dict[str, Any]
 
     from axolotl_aot.integration.args import AOTArgs
     from axolotl_aot.integration.compat import AxolotlDPOConfig, AxolotlDPOTrainer
-    from axolotl_aot.integration.trainers import AOTPairedTrainer
+    from axolotl_aot.integration.factory import build_trainer
+    from axolotl_aot.integration.modes import PAIRED
 
     cuda = torch.cuda.is_available()
-    config = AxolotlDPOConfig(
-        output_dir=str(output),
-        report_to=[],
-        use_cpu=not cuda,
-        bf16=False,
-        beta=0.1,
-        max_length=run.seq + 8,
-        learning_rate=1e-3,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        save_strategy="no",
-        seed=0,
-        remove_unused_columns=False,
-        per_device_train_batch_size=run.pairs,
-        max_steps=run.steps,
-        **({"loss_type": ["aot"]} if run.name == "trl-aot" else {}),
-    )
+    args = {
+        "output_dir": str(output),
+        "report_to": [],
+        "use_cpu": not cuda,
+        "bf16": False,
+        "beta": 0.1,
+        "max_length": run.seq + 8,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "constant",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "seed": 0,
+        "remove_unused_columns": False,
+        "per_device_train_batch_size": run.pairs,
+        "max_steps": run.steps,
+    }
     policy, reference = (AutoModelForCausalLM.from_pretrained(m, dtype=torch.float32) for m in models)
-    cls = AOTPairedTrainer if run.name == "aot" else AxolotlDPOTrainer
-    trainer = cls(
-        policy,
-        reference,
-        args=config,
-        train_dataset=rows(run.seq, run.pairs * run.steps),
-        processing_class=AutoTokenizer.from_pretrained(models[0]),
-    )
-    if run.chunk is not None:
-        trainer.aot = AOTArgs(aot_logits_chunk_size=run.chunk)
+    data = {
+        "train_dataset": rows(run.seq, run.pairs * run.steps),
+        "processing_class": AutoTokenizer.from_pretrained(models[0]),
+    }
+    if run.name == "aot":
+        chunk = {} if run.chunk is None else {"aot_logits_chunk_size": run.chunk}
+        trainer = build_trainer(PAIRED, policy, reference, args=args, settings=AOTArgs(**chunk), **data)
+    else:
+        trainer = AxolotlDPOTrainer(
+            policy, reference, args=AxolotlDPOConfig(**args, loss_type=["aot"]), **data
+        )
     start, stop = training_memory()
     before = start()
     result = timed_training(trainer, run.warmup)

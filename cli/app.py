@@ -1,31 +1,22 @@
-"""The ``aot-cli`` Typer application: each command parses, calls ``axolotl_aot``, prints."""
+"""The ``aot-cli`` Typer application: each command parses, calls ``axolotl_aot``, prints.
+
+Importing it changes neither the environment nor any logger: see ``common.quiet``.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
 from importlib.metadata import version
 
 import typer
 
+from axolotl_aot_cli.common import Command, quiet, quiet_process
 from axolotl_aot_cli.convert import convert_dataset
 from axolotl_aot_cli.report import report
 from axolotl_aot_cli.smoke import smoke
 from axolotl_aot_cli.validate import validate
 
-# No telemetry from this tool, and axolotl's INFO logs (which it writes to stdout) would
-# corrupt --json output: only errors unless the user asks for more.
-for _name, _value in {
-    "AXOLOTL_DO_NOT_TRACK": "1",
-    "WANDB_MODE": "disabled",
-    "AXOLOTL_LOG_LEVEL": "ERROR",
-    "LOG_LEVEL": "ERROR",
-    "AXOLOTL_TEE_STDOUT": "0",
-}.items():
-    os.environ.setdefault(_name, _value)
-# Import-time chatter of torch, torchao and bitsandbytes about kernels a CPU lacks: not actionable.
-for _logger in ("torch.utils._pytree", "torchao", "bitsandbytes"):
-    logging.getLogger(_logger).setLevel(logging.ERROR)
+# The commands that do not load axolotl, whose logging they then leave unconfigured.
+WITHOUT_AXOLOTL = {"convert-dataset"}
 
 app = typer.Typer(
     name="aot-cli",
@@ -35,10 +26,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-app.command()(validate)
-app.command("convert-dataset")(convert_dataset)
-app.command()(report)
-app.command()(smoke)
+app.command(cls=Command)(validate)
+app.command("convert-dataset", cls=Command)(convert_dataset)
+app.command(cls=Command)(report)
+app.command(cls=Command)(smoke)
 
 
 def _print_version(value: bool) -> None:
@@ -49,13 +40,17 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
+    ctx: typer.Context,
     show_version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """Alignment via Optimal Transport for Axolotl."""
+    # Quiet while the command runs (also under typer.testing.CliRunner), undone when it ends.
+    ctx.with_resource(quiet(axolotl=ctx.invoked_subcommand not in WITHOUT_AXOLOTL))
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the whole process, and the runs it launches, are quiet."""
+    quiet_process()
     app()

@@ -1,9 +1,12 @@
-"""``aot-cli report``: dominance of positive over negative rewards for trained checkpoints, by run."""
+"""``aot-cli report``: dominance of positive over negative rewards for trained checkpoints, by run.
+
+The pipeline (checks, scoring, report.json and plots) is ``axolotl_aot.tools.report.run_report``;
+this command parses the runs, shows progress and prints.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,24 +17,16 @@ from rich.table import Table
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
 
 if TYPE_CHECKING:
-    from axolotl_aot.tools.report import CheckpointReport, RunReport
-
-
-@dataclass
-class RunSpec:
-    """One run as given on the command line."""
-
-    name: str
-    config: Path
-    patterns: list[str] = field(default_factory=list)
-    data: Path | None = None
+    from axolotl_aot.tools.report import CheckpointReport, RunReport, RunSpec
 
 
 def report(
     checkpoints: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[CHECKPOINT...]", help="One run's model or adapter folders; globs work. Or use --run."
+            metavar="[CHECKPOINT...]",
+            help="One run's model or adapter folders, or its output_dir (its checkpoint-N folders, then "
+            "the final model); globs work. Or use --run.",
         ),
     ] = None,
     run: Annotated[
@@ -39,7 +34,8 @@ def report(
         typer.Option(
             "--run",
             metavar="NAME=GLOB",
-            help="A run's checkpoints (folders or globs); repeat for several runs, or for several globs.",
+            help="A run's checkpoints (folders, output_dirs or globs); repeat for several runs, or for "
+            "several globs.",
         ),
     ] = None,
     config: Annotated[
@@ -72,12 +68,17 @@ def report(
 
     Reward = summed completion log-prob under the checkpoint minus under the reference (for
     adapters the adapter-disabled base). Rows are formatted and tokenized exactly as training
-    does. Several runs (e.g. a DPO baseline and an AOT run) are scored side by side, each under
-    its own config: one trend table with a run column. Writes report.json (keyed by run) and
-    plots (reward CDFs and quantile curves per checkpoint, the last checkpoints of all runs
-    overlaid, the violation fraction across checkpoints) to --out.
+    does. A training's output_dir stands for all its checkpoints: its checkpoint-N folders in
+    step order, its final model last, with the trend over them. Several runs (e.g. a DPO
+    baseline and an AOT run) are scored side by side, each under its own config: one trend table
+    with a run column. Writes report.json (keyed by run) and plots (reward CDFs and quantile
+    curves per checkpoint, the last checkpoints of all runs overlaid, the violation fraction
+    across checkpoints) to --out. Every path is checked before anything is loaded.
 
-    Example: aot-cli report "outputs/tiny-aot/checkpoint-\*" --config example_yamls/tiny/aot.yml
+    Exit code 0: reported; 1: an error (with --json, {"error": ..., "exit_code": 1} on stdout);
+    2: bad options.
+
+    Example: aot-cli report outputs/tiny-aot --config example_yamls/tiny/aot.yml
     --data axolotl_aot/data/parity_paired_test.jsonl
 
     Two runs side by side: aot-cli report --run dpo="outputs/dpo/checkpoint-\*" --config dpo=dpo.yml
@@ -85,7 +86,27 @@ def report(
     --data axolotl_aot/data/parity_paired_test.jsonl
     """
     specs = _run_specs(checkpoints or [], run or [], config or [], data or [])
-    runs, plots = guarded(debug, _run, specs, ref, out, batch_size, max_samples, json_output)
+    from axolotl_aot.tools import report as lib  # light: the heavy imports follow its path checks
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=json_output,
+    ) as progress:
+        runs, plots = guarded(
+            debug,
+            lib.run_report,
+            specs,
+            out,
+            ref=ref,
+            batch_size=batch_size,
+            max_samples=max_samples,
+            progress=_Bar(progress),
+        )
     if json_output:
         print_json({"out": str(out), "runs": {r.name: r.as_dict() for r in runs}})
         return
@@ -99,6 +120,23 @@ def report(
         console.print(f"plot: {plot}", highlight=False)
 
 
+class _Bar:
+    """``run_report``'s progress as a rich bar per checkpoint."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def checkpoint_started(self, run: str, checkpoint: Path) -> None:
+        self.task = self.progress.add_task(f"scoring {run}: {checkpoint.name}", total=None)
+
+    def batch_done(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def checkpoint_done(self, run: str, checkpoint: Path) -> None:
+        self.progress.remove_task(self.task)
+
+
 def _named(value: str, option: str) -> tuple[str, str]:
     name, sep, rest = value.partition("=")
     if not sep or not name or not rest:
@@ -108,6 +146,8 @@ def _named(value: str, option: str) -> tuple[str, str]:
 
 def _run_specs(checkpoints: list[str], runs: list[str], configs: list[str], data: list[str]) -> list[RunSpec]:
     """The runs of the command line: CHECKPOINT... with one --config FILE, or --run/--config NAME=..."""
+    from axolotl_aot.tools.report import RunSpec
+
     if checkpoints and runs:
         raise typer.BadParameter("give checkpoints as arguments (one run) or with --run NAME=GLOB, not both")
     if not checkpoints and not runs:
@@ -149,68 +189,6 @@ def _run_specs(checkpoints: list[str], runs: list[str], configs: list[str], data
     return list(specs.values())
 
 
-def _run(
-    specs: list[RunSpec], ref: str | None, out: Path, batch_size: int, max_samples: int | None, quiet: bool
-) -> tuple[list[RunReport], list[Path]]:
-    import datasets
-    import torch
-    import transformers
-
-    from axolotl_aot.tools import report as lib
-
-    datasets.disable_progress_bars()  # this command shows its own progress
-    transformers.utils.logging.disable_progress_bar()
-
-    lib.prepare_out(out)  # before anything is scored
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    prepared = []
-    for spec in specs:  # every run's inputs are checked before the first one is scored
-        lib.check_run_name(spec.name)
-        paths = lib.resolve_checkpoints(spec.patterns)
-        cfg = lib.load_report_config(spec.config, spec.data, ref)
-        prepared.append((spec, paths, cfg, lib.load_eval_dataset(cfg, max_samples)))
-    runs = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet,
-    ) as progress:
-        for spec, paths, cfg, dataset in prepared:
-            beta = lib.run_beta(cfg)
-            result = lib.RunReport(
-                spec.name,
-                str(spec.config),
-                str(spec.data) if spec.data else None,
-                lib.method(cfg),
-                lib.data_mode(cfg),
-                beta,
-            )
-            for path in paths:
-                task = progress.add_task(f"scoring {spec.name}: {path.name}", total=None)
-                model, reference, tokenizer = lib.load_models(path, cfg, ref, device)
-                scores = lib.score(
-                    model,
-                    reference,
-                    tokenizer,
-                    dataset,
-                    cfg,
-                    batch_size=batch_size,
-                    device=device,
-                    on_batch=lambda done, total, task=task: progress.update(
-                        task, completed=done, total=total
-                    ),
-                )
-                cost, smoothing = cfg.aot_cost or "logistic", cfg.aot_label_smoothing or 0.0
-                result.checkpoints.append(lib.summarize(path, scores, beta, cost, smoothing))
-                progress.remove_task(task)
-            runs.append(result)
-    return runs, lib.write_outputs(runs, out)
-
-
 def _print_checkpoint(item: CheckpointReport, run: str | None) -> None:
     stats = item.rewards
     prefix = f"{run}: " if run else ""
@@ -240,6 +218,8 @@ def _print_checkpoint(item: CheckpointReport, run: str | None) -> None:
 
 
 def _print_trend(runs: list[RunReport]) -> None:
+    from axolotl_aot.tools.report import checkpoint_label
+
     table = Table(title="over training" if len(runs) == 1 else "runs side by side", title_justify="left")
     table.add_column("run", no_wrap=True)
     table.add_column("checkpoint", no_wrap=True)
@@ -252,7 +232,7 @@ def _print_trend(runs: list[RunReport]) -> None:
             accuracy = f"{item.pair_accuracy:.3f}" if item.pair_accuracy is not None else "-"
             table.add_row(
                 f"{run.name} ({run.method})",
-                f"step {item.step}" if item.step is not None else Path(item.checkpoint).name,
+                checkpoint_label(item, run),
                 f"{item.rewards.violation_fraction:.3f}",
                 f"{item.rewards.win_rate:.3f}",
                 f"{item.rewards.min_quantile_margin:+.3f}",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from axolotl_aot_cli.common import Debug, Json, console, guarded, print_json, verbatim
+from axolotl_aot_cli.common import Debug, Json, console, print_json, verbatim
 
 if TYPE_CHECKING:
     from axolotl_aot.tools.validate import Report
@@ -33,13 +33,13 @@ def validate(
     Reports YAML syntax errors (line and column), axolotl schema errors, unknown (misspelt)
     keys, a local base_model that does not exist, AOT mistakes, and local dataset files that
     are missing or that the configured type renders wrongly (first rows). Exit code 0: no
-    error (warnings allowed); 1: an error in any file; 2: bad options.
+    error (warnings allowed); 1: an error in any file; 2: bad options. Each file is named with
+    its result, also one that axolotl's schema refuses by raising (e.g. a deprecated key), and
+    the files after it are still checked.
 
     Example: aot-cli validate example_yamls/aot.yml --gpu --num-gpus 8
     """
-    from axolotl_aot.tools.validate import validate_file
-
-    reports = [guarded(debug, validate_file, path, n_gpu=num_gpus, as_gpu=gpu) for path in configs]
+    reports = [_validate(path, num_gpus, gpu, debug) for path in configs]
     if json_output:
         print_json(
             [
@@ -51,6 +51,21 @@ def validate(
         for report in reports:
             _print_report(report)
     raise typer.Exit(0 if all(report.ok for report in reports) else 1)
+
+
+def _validate(path: Path, num_gpus: int | None, gpu: bool, debug: bool) -> Report:
+    """One file's report; an exception (axolotl's schema raises some, e.g. DeprecationWarning for
+    a removed key) is that file's error, so that the other files are still checked."""
+    from axolotl_aot.tools.validate import Report, validate_file
+
+    try:
+        return validate_file(path, n_gpu=num_gpus, as_gpu=gpu)
+    except Exception as err:
+        if debug:
+            raise
+        report = Report(path)
+        report.add("error", "", f"the config does not load ({type(err).__name__}): {err}".rstrip(": "))
+        return report
 
 
 def _print_report(report: Report) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,19 +94,10 @@ def command(config: Path, launcher: str = "python", processes: int = 1) -> list[
     return [*launch, "--mixed_precision", "no", "--dynamo_backend", "no", *entry]
 
 
-def run_env() -> dict[str, str]:
-    """The tests' environment (conftest sets the offline variables) without the log levels that
-    importing ``aot-cli`` (and then axolotl's logging setup) set in this process, so that a
-    training subprocess logs its warnings as a user's would."""
-    levels = ("AXOLOTL_LOG_LEVEL", "LOG_LEVEL", "ACCELERATE_LOG_LEVEL")
-    return {k: v for k, v in os.environ.items() if k not in levels}
-
-
 def train(config: Path, launcher: str = "python", processes: int = 1) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(config, launcher, processes),
         cwd=config.parent,
-        env=run_env(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -117,7 +109,6 @@ def evaluate(config: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "axolotl.cli.evaluate", str(config)],
         cwd=config.parent,
-        env=run_env(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -127,7 +118,7 @@ def evaluate(config: Path) -> subprocess.CompletedProcess:
 def train_until(config: Path, checkpoint: Path) -> None:
     """Start training ``config`` and SIGKILL it as soon as ``checkpoint`` is completely saved."""
     with (config.parent / "killed.log").open("w") as log:
-        process = subprocess.Popen(command(config), cwd=config.parent, env=run_env(), stdout=log, stderr=log)
+        process = subprocess.Popen(command(config), cwd=config.parent, stdout=log, stderr=log)
         deadline = time.monotonic() + 600
         while incomplete(checkpoint) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -151,3 +142,39 @@ def final_weights(out: Path) -> dict[str, torch.Tensor]:
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert a.keys() == b.keys()
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
+
+
+def check_run(done: subprocess.CompletedProcess, out: Path, steps: int) -> list[dict]:
+    assert done.returncode == 0, done.stderr[-4000:]
+    logs = [entry for entry in log_history(out) if "loss" in entry]
+    assert len(logs) == steps
+    for entry in logs:
+        assert math.isfinite(entry["loss"])
+        for key in (*AOT_METRICS, "aot/sort_size", "rewards/chosen", "rewards/rejected", "rewards/margins"):
+            assert math.isfinite(entry[key]), key
+    return logs
+
+
+def logged_steps(done) -> int:
+    """Training steps the run itself logged (axolotl prints each step's log dict)."""
+    return (done.stdout + done.stderr).count("'loss': ")
+
+
+def problems(path: Path, *extra: str) -> tuple[int, list[dict]]:
+    """``aot-cli validate --json`` of ``path`` in process: its exit code and the problems it reports."""
+    from typer.testing import CliRunner
+
+    from axolotl_aot_cli.app import app
+
+    result = CliRunner().invoke(app, ["validate", str(path), "--json", *extra])
+    return result.exit_code, json.loads(result.stdout)[0]["problems"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on, for a torch.distributed rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -21,3 +21,9 @@ os.environ.update(OFFLINE)
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A policy and a different reference, so that log-ratios and rewards are not all zero."""
+    return tiny_model, build_tiny_model(tmp_path_factory.mktemp("ref") / "model", seed=1)

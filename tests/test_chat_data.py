@@ -150,6 +150,7 @@ def prepared_rows(prepared: Path) -> list[dict]:
     return list(load_from_disk(str(folder)))
 
 
+@pytest.mark.training
 def test_ultrafeedback_to_a_trained_unpaired_model(tmp_path, tiny_model):
     """UltraFeedback-style chat rows and plain-string rows, converted, each with the type convert-dataset
     suggests, trained by axolotl.cli.train; every prepared row renders its user text and answer."""

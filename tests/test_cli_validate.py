@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from axolotl_runs import tiny_config
+from axolotl_runs import ROOT, problems, tiny_config
 from typer.testing import CliRunner
 
 from axolotl_aot_cli.app import app
 
-ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 
@@ -23,11 +24,6 @@ runner = CliRunner()
 def tiny(tiny_model: Path) -> Callable[..., Path]:
     """``tiny_config`` training the tiny model built for the session (its tokenizer renders chat types)."""
     return functools.partial(tiny_config, base_model=str(tiny_model))
-
-
-def problems(path: Path, *extra: str) -> tuple[int, list[dict]]:
-    result = runner.invoke(app, ["validate", str(path), "--json", *extra])
-    return result.exit_code, json.loads(result.stdout)[0]["problems"]
 
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])
@@ -110,7 +106,9 @@ def test_warnings_do_not_fail(tmp_path, tiny):
     assert "or set aot_sort_scope: step" in str(found)
     step = tiny(tmp_path, micro_batch_size=2, gradient_accumulation_steps=4, aot_sort_scope="step")
     code, found = problems(step, "--num-gpus", "2")
-    assert code == 0 and found == []  # 2 x 2 ranks x 4 accumulation steps = 16 pairs per sort
+    # 2 x 2 ranks x 4 accumulation steps = 16 pairs per sort: no warning, only what the step scope replays.
+    assert code == 0 and [(p["severity"], p["key"]) for p in found] == [("info", "aot_sort_scope")]
+    assert "replays the random state" in found[0]["message"] and "relative 1e-4" in found[0]["message"]
 
 
 def test_not_an_aot_config_and_missing_file(tmp_path, tiny):
@@ -127,6 +125,7 @@ def test_help_and_usage_errors():
     assert runner.invoke(app, ["validate", "x.yml", "--num-gpus", "0"]).exit_code == 2
 
 
+@pytest.mark.training
 def test_installed_executable(tmp_path, tiny):
     done = subprocess.run(
         [Path(sys.executable).parent / "aot-cli", "validate", tiny(tmp_path), "--json"],
@@ -217,3 +216,81 @@ def test_messages_print_verbatim(tmp_path, tiny):
     output = "".join(result.output.split())  # rich may wrap a long path anywhere
     assert "".join(f"{config}: 1 error(s)".split()) in output
     assert "rlisalist(['aot'])" in output
+
+
+def test_a_file_axolotl_refuses_is_named_and_the_files_after_it_are_still_checked(tmp_path, tiny):
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    first, last = tiny(tmp_path / "a"), tiny(tmp_path / "c")
+    refused = tiny(tmp_path / "b", max_packed_sequence_len=1024)  # axolotl's schema raises for it
+    result = runner.invoke(app, ["validate", str(first), str(refused), str(last), "--json"])
+    assert result.exit_code == 1
+    reports = json.loads(result.stdout)
+    assert [(r["config"], r["ok"]) for r in reports] == [
+        (str(first), True),
+        (str(refused), False),
+        (str(last), True),
+    ]
+    assert "`max_packed_sequence_len` is no longer supported" in reports[1]["problems"][0]["message"]
+    result = runner.invoke(app, ["validate", str(first), str(refused), str(last)])
+    assert result.exit_code == 1
+    output = "".join(result.output.split())
+    for path, verdict in ((first, "OK"), (refused, "1error(s)"), (last, "OK")):
+        assert "".join(f"{path}:".split()) + verdict in output
+
+
+def test_json_errors_are_objects_on_stdout(tmp_path):
+    cases = [
+        (["validate", "--json"], "Missing argument 'CONFIG...'"),
+        (["validate", str(tmp_path / "x.yml"), "--num-gpus", "0", "--json"], "--num-gpus"),
+    ]
+    for args, text in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        error = json.loads(result.stdout)
+        assert error.keys() == {"error", "exit_code"} and error["exit_code"] == 2
+        assert text in error["error"]
+
+
+@pytest.mark.training
+def test_importing_the_cli_changes_nothing_and_a_command_undoes_its_quiet_settings(tmp_path, tiny):
+    """A library user's process: axolotl's logging as its import sets it up, then the CLI imported
+    and run in-process. The command's --json stays clean, and afterwards warnings reach stdout."""
+    script = textwrap.dedent(
+        f"""
+        import json, logging, os, warnings
+        import axolotl.cli  # the user's own axolotl logging, as a training script has it
+
+        def state():
+            loggers = ["", "axolotl", "torchao", "bitsandbytes", "torch.utils._pytree"]
+            handlers = logging.getLogger().handlers + logging.getLogger("axolotl").handlers
+            return (
+                {{name: os.environ.get(name) for name in ("AXOLOTL_LOG_LEVEL", "LOG_LEVEL",
+                    "ACCELERATE_LOG_LEVEL", "AXOLOTL_TEE_STDOUT", "AXOLOTL_DO_NOT_TRACK", "WANDB_MODE")}},
+                {{name: logging.getLogger(name).level for name in loggers}},
+                [handler.level for handler in handlers],
+            )
+
+        before = state()
+        from typer.testing import CliRunner
+        from axolotl_aot_cli.app import app
+        assert state() == before, ("import", state(), before)
+        result = CliRunner().invoke(app, ["validate", {str(tiny(tmp_path))!r}, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)[0]["ok"] is True
+        assert state() == before, ("after the command", state(), before)
+        print("---")
+        logging.getLogger("axolotl.user").warning("an axolotl warning after the command")
+        warnings.warn("a Python warning after the command")
+        """
+    )
+    quiet_variables = ("AXOLOTL_LOG_LEVEL", "LOG_LEVEL", "ACCELERATE_LOG_LEVEL", "AXOLOTL_TEE_STDOUT")
+    env = {k: v for k, v in os.environ.items() if k not in quiet_variables}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    during, after = done.stdout.split("---\n", 1)
+    assert during == ""  # axolotl's logs to stdout were quiet while the command ran
+    assert "an axolotl warning after the command" in after
+    assert "a Python warning after the command" in after

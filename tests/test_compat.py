@@ -14,11 +14,9 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
-from axolotl_runs import log_history, make_config, tiny_config, train
+from axolotl_runs import check_run, log_history, make_config, problems, tiny_config, train
 from packaging.version import Version
 from pydantic import ValidationError
-from test_cli_validate import problems
-from test_train_e2e import check_run
 
 from axolotl_aot.integration import compat
 from axolotl_aot.integration.plugin import AOTPlugin
@@ -57,6 +55,7 @@ def test_validate_requires_the_plugins_line_only_where_axolotl_does_not_load_it(
         assert "add `plugins: [axolotl_aot.AOTPlugin]`" in plugin_errors[0]["message"]
 
 
+@pytest.mark.training
 def test_rl_aot_without_plugins_line_trains_only_on_axolotl_021(tmp_path, tiny_model):
     done = train(make_config(tmp_path, "paired", tiny_model, max_steps=2, plugins=None))
     if LOADS_ENTRY_POINTS:
@@ -66,6 +65,7 @@ def test_rl_aot_without_plugins_line_trains_only_on_axolotl_021(tmp_path, tiny_m
         assert "rl" in done.stderr and "aot" in done.stderr, done.stderr[-2000:]
 
 
+@pytest.mark.training
 def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_path, tiny_model):
     hide = Path(__file__).parent / "hide_entry_point.py"
     env = {**os.environ, "AXOLOTL_LOG_LEVEL": "INFO", "LOG_LEVEL": "INFO"}  # axolotl logs plugin loading

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from axolotl_runs import tiny_config
+from axolotl_runs import ROOT, tiny_config
 from pydantic import ValidationError
 
 from axolotl_aot.integration.args import INCOMPATIBLE
 from axolotl_aot.integration.plugin import AOTPlugin
 from axolotl_aot.tools.config import load_and_validate
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ def rows_file(
     return str(path)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize(
     ("mode", "train_rows", "test_rows", "message"),
     [

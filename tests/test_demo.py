@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+from axolotl_runs import ROOT
+
+pytestmark = pytest.mark.training
 
 
 def test_make_demo_pipeline_learns_on_held_out_data(tmp_path, tiny_model):

@@ -68,6 +68,7 @@ def spawn(worker, ranks: int, tmp_path: Path, cost: str) -> list[dict]:
     return [torch.load(tmp_path / f"{rank}.pt") for rank in range(ranks)]
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("cost", ["logistic", "squared_hinge"])
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_world_sorted_unpaired_loss_and_gradients_equal_one_process(ranks, cost, tmp_path):
@@ -90,6 +91,7 @@ def test_world_sorted_unpaired_loss_and_gradients_equal_one_process(ranks, cost,
     assert any(result["pos_grad"].abs().sum() > 0 for result in results)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_world_sorted_paired_loss_and_gradients_equal_one_process(ranks, tmp_path):
     results = spawn(paired_worker, ranks, tmp_path, "logistic")

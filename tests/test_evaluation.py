@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
-import socket
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 import numpy as np
@@ -14,24 +16,24 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import yaml
-from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
-from axolotl.core.training_args import AxolotlKTOConfig
 from axolotl.prompt_strategies.dpo.chatml import prompt_pairs as dpo_prompt_pairs
 from axolotl.prompt_strategies.kto.chatml import prompt_pairs as kto_prompt_pairs
 from axolotl.utils.dict import DictDefault
-from axolotl_runs import LORA, ROOT, make_config, tiny_config, train
+from axolotl_runs import LORA, ROOT, evaluate, free_port, make_config, small_dataset, tiny_config, train
 from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 from typer.testing import CliRunner
 
+from axolotl_aot.integration import plugin
 from axolotl_aot.integration.args import AOTArgs
-from axolotl_aot.integration.plugin import best_checkpoint_args
+from axolotl_aot.integration.factory import build_trainer
+from axolotl_aot.integration.modes import PAIRED, UNPAIRED
+from axolotl_aot.integration.plugin import AOTPlugin, best_checkpoint_args, start_eval_args
 from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 from axolotl_aot.ot.dominance import dominance_stats
 from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
-from axolotl_aot.tools.tiny_model import build_tiny_model
 from axolotl_aot.tools.validate import validate_file
 from axolotl_aot_cli.app import app
 
@@ -50,12 +52,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def models(tiny_model: Path, tmp_path_factory) -> tuple[Path, Path]:
-    """A policy and a different reference, so that rewards are not all zero."""
-    return tiny_model, build_tiny_model(tmp_path_factory.mktemp("ref") / "model", seed=1)
-
-
 def eval_trainer(cls, models, folder: Path, dataset: Dataset, eval_batch: int):
     policy, reference = models
     common = {
@@ -68,21 +64,18 @@ def eval_trainer(cls, models, folder: Path, dataset: Dataset, eval_batch: int):
         "beta": BETA,
         "max_length": 64,
     }
-    args = (
-        AxolotlDPOConfig(**common)
-        if cls is AOTPairedTrainer
-        else AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired", remove_unused_columns=False)
-    )
-    trainer = cls(
+    if cls is not AOTPairedTrainer:
+        common["remove_unused_columns"] = False
+    return build_trainer(
+        PAIRED if cls is AOTPairedTrainer else UNPAIRED,
         AutoModelForCausalLM.from_pretrained(policy),
         AutoModelForCausalLM.from_pretrained(reference),
-        args=args,
+        args=common,
+        settings=AOTArgs(aot_cost="squared_hinge"),
         train_dataset=dataset,
         eval_dataset=dataset,
         processing_class=AutoTokenizer.from_pretrained(policy),
     )
-    trainer.aot = AOTArgs(aot_cost="squared_hinge")
-    return trainer
 
 
 def unpaired_rows(count: int) -> list[dict]:
@@ -95,6 +88,7 @@ def paired_rows(count: int) -> list[dict]:
     return [fn(row) for row in jsonl(DATA / "parity_paired_test.jsonl")[:count]]
 
 
+@pytest.mark.training
 def test_unpaired_eval_ordered_by_label_equals_shuffled_and_the_whole_set(models, tmp_path):
     rows = unpaired_rows(21)
     ordered = sorted(rows, key=lambda row: not row["label"])  # all positives first: one-sided batches
@@ -123,12 +117,6 @@ def test_unpaired_eval_ordered_by_label_equals_shuffled_and_the_whole_set(models
     assert 0 < stats.violation_fraction < 1  # a real comparison, not a degenerate one
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def eval_worker(rank: int, ranks: int, port: int, folder: str, models: tuple[Path, Path]) -> None:
     """``Trainer.evaluate`` under accelerate's multi-CPU state: gloo, each rank a shard of the set."""
     os.environ.update(
@@ -147,6 +135,7 @@ def eval_worker(rank: int, ranks: int, port: int, folder: str, models: tuple[Pat
     torch.save(metrics, f"{folder}/{rank}.pt")
 
 
+@pytest.mark.training
 def test_two_ranks_with_unequal_shards_equal_one_process(models, tmp_path):
     # 5 pairs in batches of 2 per rank: 8 slots, the last batch padded by accelerate with pairs
     # repeated from the start, which must not be counted. Rank 0 keeps 3 pairs, rank 1 keeps 2.
@@ -188,8 +177,52 @@ def test_best_checkpoint_direction_without_greater_is_better():
     assert (
         args(metric_for_best_model="eval_aot/win_rate", greater_is_better=False)["greater_is_better"] is False
     )
-    assert args(load_best_model_at_end=True) == {"load_best_model_at_end": True, "eval_on_start": False}
+    assert args(load_best_model_at_end=True) == {"load_best_model_at_end": True}
     assert args() == {}
+
+
+NO_STEP_0 = "no evaluation at step 0: before the first step the policy equals its reference"
+
+
+def test_no_aot_run_evaluates_at_step_0_and_says_so_when_axolotl_would(monkeypatch):
+    warnings: list[str] = []  # the calls: aot-cli's import elsewhere filters the log output
+    monkeypatch.setattr(plugin.LOG, "warning", lambda message, *args: warnings.append(message % args))
+
+    def args(**cfg) -> dict:
+        return start_eval_args(DictDefault({"test_datasets": [{"path": "test.jsonl"}], **cfg}))
+
+    assert args(eval_steps=40) == args(eval_strategy="epoch") == {"eval_on_start": False}
+    assert [NO_STEP_0 in warning for warning in warnings] == [True, True]
+    asked = args(test_datasets=None, val_set_size=0.1, eval_steps=40, eval_on_start=True)
+    assert asked == {"eval_on_start": False}  # asked for (axolotl 0.21's key): still skipped
+    assert warnings[-1].startswith("axolotl-aot: eval_on_start: true is ignored: before the first step")
+    for quiet in (
+        {"eval_steps": 40, "eval_on_start": False},  # axolotl 0.21 would not evaluate either
+        {"eval_strategy": "no"},
+        {"test_datasets": None, "eval_steps": 40},  # nothing to evaluate
+    ):
+        assert args(**quiet) == {"eval_on_start": False}
+    assert len(warnings) == 3
+
+
+@pytest.mark.training
+def test_the_saved_adapter_is_loaded_only_under_axolotl_evaluate(monkeypatch):
+    # Training keeps axolotl's RL loading (LoRA config only); axolotl.evaluate.evaluate's frame
+    # switches the loader to lora_model_dir's adapter between pre_ and post_lora_load.
+    aot, cfg, seen = AOTPlugin(), DictDefault(aot_mode="paired", lora_model_dir="adapter"), []
+
+    def load() -> None:
+        aot.pre_lora_load(cfg, None)
+        seen.append(cfg.merge_lora)
+        aot.post_lora_load(cfg, None)
+        seen.append(cfg.merge_lora)
+
+    load()
+    fake = types.ModuleType("axolotl.evaluate")
+    fake.evaluate = load
+    monkeypatch.setitem(sys.modules, "axolotl.evaluate", fake)
+    fake.evaluate()
+    assert seen == [None, None, True, None]
 
 
 # ---- through python -m axolotl.cli.train ----
@@ -213,6 +246,7 @@ def assert_logged_equals_report(logged: dict, metrics: dict) -> None:
         "runtime",
         "samples_per_second",
         "steps_per_second",
+        "model_preparation_time",  # axolotl evaluate's: the Trainer prepared the model in evaluate()
     }
     for key, value in metrics.items():
         assert logged[f"eval_{key}"] == pytest.approx(value, abs=1e-5 if key == "loss" else 1e-6), key
@@ -248,10 +282,11 @@ def paired_run(tiny_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     return config, folder / "out", test_file
 
 
+@pytest.mark.training
 def test_paired_eval_is_whole_set_and_equals_the_report(paired_run):
     config, out, test_file = paired_run
     logs = eval_logs(out)
-    assert sorted(logs) == [2, 4]  # no evaluation at step 0: load_best_model_at_end turns it off
+    assert sorted(logs) == [2, 4]  # no evaluation at step 0: it would score the reference against itself
     runs = report_json(f"{out}/checkpoint-*", "--config", str(config), "--data", str(test_file))
     (run,) = runs.values()
     assert [c["step"] for c in run["checkpoints"]] == [2, 4]
@@ -261,6 +296,7 @@ def test_paired_eval_is_whole_set_and_equals_the_report(paired_run):
         assert_logged_equals_report(logged, checkpoint["metrics"])
 
 
+@pytest.mark.training
 def test_load_best_model_at_end_keeps_the_lowest_violation(paired_run):
     _, out, _ = paired_run
     logs = eval_logs(out)
@@ -278,6 +314,7 @@ def test_load_best_model_at_end_keeps_the_lowest_violation(paired_run):
     assert any(not torch.equal(final[k], last[k]) for k in last)
 
 
+@pytest.mark.training
 def test_unpaired_lora_step_scope_eval_of_label_ordered_rows_equals_the_report(tiny_model, tmp_path):
     rows = sorted(jsonl(DATA / "parity_unpaired_test.jsonl")[:30], key=lambda row: not row["label"])
     test_file = write_jsonl(tmp_path / "test.jsonl", rows)  # positives first: one-sided batches of 8
@@ -298,16 +335,52 @@ def test_unpaired_lora_step_scope_eval_of_label_ordered_rows_equals_the_report(t
     config.write_text(yaml.safe_dump(cfg))
     done = train(config)
     assert done.returncode == 0, done.stderr[-4000:]
-    logged = eval_logs(tmp_path / "out")[2]
+    assert (done.stdout + done.stderr).count(NO_STEP_0) == 1
+    logs = eval_logs(tmp_path / "out")
+    assert sorted(logs) == [2]  # eval_steps without load_best_model_at_end: still none at step 0
+    logged = logs[2]
     assert logged["eval_aot/sort_size"] == 30
     runs = report_json(str(tmp_path / "out/checkpoint-2"), "--config", str(config), "--data", str(test_file))
     (run,) = runs.values()
     assert_logged_equals_report(logged, run["checkpoints"][0]["metrics"])
 
 
+def eval_summary(out: Path) -> dict[str, float]:
+    """The evaluation set's metrics that ``axolotl evaluate`` wrote, under their logged ``eval_`` names."""
+    with (out / "eval_summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    return {f"eval_{row['metric']}": float(row["validation"]) for row in rows if row["metric"] != "epoch"}
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+def test_axolotl_evaluate_of_a_lora_adapter_equals_training_and_the_report(tiny_model, tmp_path, mode):
+    config = make_config(tmp_path, mode, tiny_model, max_steps=2, eval_steps=2, **LORA)
+    done = train(config)
+    assert done.returncode == 0, done.stderr[-4000:]
+    adapter = tmp_path / "out/checkpoint-2"
+    cfg = yaml.safe_load(config.read_text())
+    cfg["datasets"][0]["path"] = str(small_dataset(tmp_path, mode, 8))  # evaluate scores it too
+    cfg.update(lora_model_dir=str(adapter), output_dir=str(tmp_path / "evaluated"))
+    evaluated = tmp_path / "evaluate.yml"
+    evaluated.write_text(yaml.safe_dump(cfg))
+    done = evaluate(evaluated)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert NO_STEP_0 not in done.stdout + done.stderr  # evaluate trains nothing
+    logged = eval_summary(tmp_path / "evaluated")
+    assert logged["eval_rewards/margins"] != 0 and logged["eval_rewards/chosen"] != 0  # not base vs base
+    (run,) = report_json(str(adapter), "--config", str(config)).values()
+    assert_logged_equals_report(logged, run["checkpoints"][0]["metrics"])
+    in_training = eval_logs(tmp_path / "out")[2]
+    for key, value in logged.items():
+        if key in in_training and not key.endswith(("runtime", "per_second")):
+            assert value == pytest.approx(in_training[key], abs=1e-5 if key == "eval_loss" else 1e-6), key
+
+
 # ---- aot-cli report: a DPO baseline next to an AOT run ----
 
 
+@pytest.mark.training
 def test_report_compares_a_dpo_run_with_an_aot_run(paired_run, tiny_model, tmp_path):
     aot_config, aot_out, test_file = paired_run
     dpo_config = make_config(

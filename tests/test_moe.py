@@ -22,6 +22,8 @@ from axolotl_aot.integration.trainers import AOTPairedTrainer
 from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
 from axolotl_aot.tools.tiny_model import build_tiny_model
 
+pytestmark = pytest.mark.training
+
 TRL_METRICS = ("logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected", "entropy")
 TRL_METRICS += ("mean_token_accuracy", "num_tokens")
 
@@ -57,8 +59,8 @@ def full_logps(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, torch
 @pytest.mark.parametrize("chunk", [256, 0], ids=["chunked", "full-logits"])
 def test_paired_loss_gradients_and_metrics_equal_trl(family_models, tmp_path, chunk):
     family, models = family_models
-    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours")
-    ours.aot = AOTArgs(aot_sort_scope="local", aot_logits_chunk_size=chunk)
+    settings = AOTArgs(aot_sort_scope="local", aot_logits_chunk_size=chunk)
+    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours", settings)
     trl = paired_trainer(DPOTrainer, models, tmp_path / "trl", loss_type=["aot"])
     assert ours.aux_loss_enabled == trl.aux_loss_enabled == (family != "llama")
     batch = next(iter(trl.get_train_dataloader()))
@@ -90,11 +92,10 @@ def moe_models(family_models) -> tuple[Path, Path]:
 
 def test_router_aux_loss_coef_zero_turns_the_term_off(family_models, tmp_path):
     models = moe_models(family_models)
-    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours", router_aux_loss_coef=0.0)
-    ours.aot = AOTArgs(aot_sort_scope="local")
+    local = AOTArgs(aot_sort_scope="local")
+    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours", local, router_aux_loss_coef=0.0)
     trl = paired_trainer(DPOTrainer, models, tmp_path / "trl", loss_type=["aot"], router_aux_loss_coef=0.0)
-    weighted = paired_trainer(AOTPairedTrainer, models, tmp_path / "weighted")
-    weighted.aot = AOTArgs(aot_sort_scope="local")
+    weighted = paired_trainer(AOTPairedTrainer, models, tmp_path / "weighted", local)
     batch = next(iter(trl.get_train_dataloader()))
     loss, trl_loss = loss_and_grads(ours, batch)[0], loss_and_grads(trl, batch)[0]
     assert not ours.aux_loss_enabled and "aux_loss" not in ours._metrics["train"]
@@ -104,8 +105,7 @@ def test_router_aux_loss_coef_zero_turns_the_term_off(family_models, tmp_path):
 
 def test_unpaired_adds_the_router_loss_of_its_batch(family_models, tmp_path):
     models = moe_models(family_models)
-    trainer = unpaired_trainer(models, tmp_path)
-    trainer.aot = AOTArgs(aot_sort_scope="local")
+    trainer = unpaired_trainer(models, tmp_path, AOTArgs(aot_sort_scope="local"))
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     loss = loss_and_grads(trainer, batch)[0]
     with torch.no_grad():

@@ -4,7 +4,6 @@ refusal of a distributed state in which the ranks would not shard the data."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +15,9 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from axolotl_runs import (
     final_weights,
+    free_port,
     log_history,
+    logged_steps,
     make_config,
     max_difference,
     small_dataset,
@@ -24,10 +25,11 @@ from axolotl_runs import (
     with_dataset,
 )
 from safetensors.torch import load_file
-from test_resume import logged_steps
 
 from axolotl_aot.integration.launch import check_data_sharding
 from axolotl_aot.integration.sampler import LabelMixingSampler
+
+pytestmark = pytest.mark.training
 
 STEPS = 3
 SGD = {"optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.5, "lr_scheduler": "constant"}
@@ -81,10 +83,7 @@ def test_unpaired_over_two_processes_sorts_both_labels(tmp_path, tiny_model):
 
 def spawn(worker, *args) -> None:
     """``worker(rank, *args)`` in 2 processes with torchrun's environment and a gloo process group."""
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    mp.spawn(_as_rank, args=(port, worker, *args), nprocs=2, join=True)
+    mp.spawn(_as_rank, args=(free_port(), worker, *args), nprocs=2, join=True)
 
 
 def _as_rank(rank: int, port: int, worker, *args) -> None:

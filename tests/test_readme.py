@@ -1,7 +1,8 @@
-"""Everything the README shows exists: commands, make targets, YAML keys, files."""
+"""Everything the README and docs/*.md show exists: commands, make targets, YAML keys, files, links."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,27 +11,55 @@ from pathlib import Path
 import pytest
 import yaml
 from axolotl.utils.schemas.config import AxolotlInputConfig
+from axolotl_runs import ROOT
 
 from axolotl_aot.integration.args import INCOMPATIBLE, AOTArgs
 from axolotl_aot.tools.config import validate_raw
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+# The README is the front door; the reference it links to lives in docs/.
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = {ROOT / "README.md": README} | {path: path.read_text() for path in DOCS}
+TEXT = "\n".join(PAGES.values())
 
 
-@pytest.mark.parametrize("command", sorted(set(re.findall(r"aot-cli ([a-z][a-z-]+)", README))))
+def shown_options() -> dict[str, set[str]]:
+    """Each ``aot-cli COMMAND`` the pages show, with the ``--options`` shown on the same line."""
+    shown: dict[str, set[str]] = {}
+    for command, rest in re.findall(r"aot-cli ([a-z][a-z-]+)([^\n`]*)", TEXT):
+        shown.setdefault(command, set()).update(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest))
+    return shown
+
+
+SHOWN = shown_options()
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("command", sorted(SHOWN))
 def test_every_cli_command_shown_has_help(command):
     done = subprocess.run(
-        [Path(sys.executable).parent / "aot-cli", command, "--help"], capture_output=True, text=True
+        [Path(sys.executable).parent / "aot-cli", command, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     assert done.returncode == 0, done.stderr
     assert "Example: aot-cli" in done.stdout
+    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", done.stdout))
+    assert SHOWN[command] <= options, (
+        f"shown but not in `aot-cli {command} --help`: {SHOWN[command] - options}"
+    )
+
+
+def test_the_pages_show_options_of_the_commands():
+    """The scan above has something to check: the walkthrough's options are found."""
+    assert {"--gpu"} <= SHOWN["validate"] and {"--config", "--out"} <= SHOWN["report"], SHOWN
 
 
 def test_every_make_target_shown_exists():
     targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
-    shown = set(re.findall(r"make ([a-z][a-z-]*)", README))
+    shown = set(re.findall(r"make ([a-z][a-z-]*)", TEXT))
     assert shown and shown <= targets, shown - targets
 
 
@@ -44,7 +73,8 @@ def test_every_key_in_the_table_is_declared():
 
 
 def test_rejected_options_listed_are_the_rejected_ones():
-    paragraph = README[README.index("Rejected when the config loads") :].split("\n\n")[0]
+    settings = (ROOT / "docs/settings.md").read_text()
+    paragraph = settings[settings.index("Rejected when the config loads") :].split("\n\n")[0]
     listed = set(re.findall(r"`([a-z_]+)", paragraph))
     assert set(INCOMPATIBLE) <= listed
 
@@ -60,7 +90,25 @@ def test_the_yaml_snippet_validates():
 
 
 def test_files_the_readme_names_exist():
-    names = set(re.findall(r"(example_yamls/[\w/]+\.yml|docs/[\w.]+|axolotl_aot/data/[\w.]+)", README))
+    names = set(re.findall(r"(example_yamls/[\w/]+\.yml|docs/[\w.-]+|axolotl_aot/data/[\w.]+)", TEXT))
     assert names
     missing = [name for name in names if not (ROOT / name).exists()]
     assert not missing, missing
+
+
+def test_every_relative_link_resolves():
+    """Links and images, relative to the page they are in (a page in docs/ links `report_example.png`)."""
+    broken = []
+    for page, text in PAGES.items():
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            path, _, anchor = target.partition("#")
+            if re.match(r"[a-z]+:", path):
+                continue
+            if path and not (page.parent / path).exists():
+                broken.append(f"{page.name}: {target}")
+            if anchor and not path:
+                headings = re.findall(r"^#+ (.+)$", text, re.M)
+                slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+                if anchor not in slugs:
+                    broken.append(f"{page.name}: {target}")
+    assert not broken, broken

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,7 @@ def adapter_run(tiny_model, tmp_path_factory) -> tuple[Path, Path]:
     return config, folder / "out"
 
 
+@pytest.mark.training
 def test_paired_report_over_checkpoints(paired_run, tmp_path):
     config, out = paired_run
     args = ["report", f"{out}/checkpoint-*", "--config", str(config), "--data", str(TEST_PAIRS)]
@@ -66,14 +70,21 @@ def test_paired_report_over_checkpoints(paired_run, tmp_path):
         "cfg_checkpoint-3_rewards.png",
         "cfg_checkpoint-6_rewards.png",
     ]
+    cfg = lib.load_report_config(config, TEST_PAIRS)
+    dataset = lib.load_eval_dataset(cfg, max_samples=None)
     for entry in saved["checkpoints"]:
         assert (entry["n_pos"], entry["n_neg"]) == (100, 100)
-        assert 0 <= entry["rewards"]["violation_fraction"] <= 1
+        # the saved fraction is the dominance statistic of the checkpoint's own rewards, scored here again
+        model, reference, tokenizer = lib.load_models(Path(entry["checkpoint"]), cfg, None, "cpu")
+        scores = lib.score(model, reference, tokenizer, dataset, cfg, batch_size=7, device="cpu")
+        expected = dominance_stats(scores.reward_pos, scores.reward_neg).violation_fraction
+        assert entry["rewards"]["violation_fraction"] == pytest.approx(expected, abs=1e-9)
         assert set(entry["aot_loss"]) == {"logistic", "squared_hinge", "least_squares"}
         assert Path(entry["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "rep/violation_trend.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.training
 def test_report_rewards_are_what_the_trainer_computes(paired_run):
     """The report's pipeline (config type, tokenization, bucketing) against a trainer built by hand."""
     config, out = paired_run
@@ -83,24 +94,24 @@ def test_report_rewards_are_what_the_trainer_computes(paired_run):
     model, reference, tokenizer = lib.load_models(checkpoint, cfg, None, "cpu")
     scores = lib.score(model, reference, tokenizer, dataset, cfg, batch_size=5, device="cpu")
 
-    from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
-
-    from axolotl_aot.integration.trainers import AOTPairedTrainer
+    from axolotl_aot.integration.factory import build_trainer
+    from axolotl_aot.integration.modes import PAIRED
 
     rows = [json.loads(line) for line in TEST_PAIRS.read_text().splitlines()[:12]]
     formatted = Dataset.from_list([prompt_pairs(cfg=None)(row) for row in rows])
-    trainer = AOTPairedTrainer(
+    trainer = build_trainer(
+        PAIRED,
         AutoModelForCausalLM.from_pretrained(checkpoint),
         AutoModelForCausalLM.from_pretrained(cfg.base_model),
-        args=AxolotlDPOConfig(
-            output_dir=str(out / "x"),
-            per_device_train_batch_size=12,
-            report_to=[],
-            use_cpu=True,
-            max_length=cfg.sequence_len,
-            beta=0.1,
-            bf16=False,  # axolotl defaults to bf16; the report scores in float32 on a CPU
-        ),
+        args={
+            "output_dir": str(out / "x"),
+            "per_device_train_batch_size": 12,
+            "report_to": [],
+            "use_cpu": True,
+            "max_length": cfg.sequence_len,
+            "beta": 0.1,
+            "bf16": False,  # axolotl defaults to bf16; the report scores in float32 on a CPU
+        },
         train_dataset=formatted,
         processing_class=AutoTokenizer.from_pretrained(checkpoint),
     )
@@ -121,6 +132,7 @@ def test_report_rewards_are_what_the_trainer_computes(paired_run):
     assert summary.pair_accuracy == pytest.approx(float(np.mean(scores.reward_pos > scores.reward_neg)))
 
 
+@pytest.mark.training
 def test_adapter_report_on_unpaired_data_uses_the_disabled_adapter_as_reference(adapter_run, tmp_path):
     config, out = adapter_run
     result = runner.invoke(
@@ -138,7 +150,9 @@ def test_adapter_report_on_unpaired_data_uses_the_disabled_adapter_as_reference(
         ],
     )
     assert result.exit_code == 0, result.output
-    entry = json.loads(result.stdout)["runs"]["cfg"]["checkpoints"][0]
+    checkpoints = json.loads(result.stdout)["runs"]["cfg"]["checkpoints"]
+    assert [Path(c["checkpoint"]).name for c in checkpoints] == ["checkpoint-4", "out"]  # the final last
+    entry = checkpoints[-1]
     labels = [json.loads(line)["label"] for line in TEST_UNPAIRED.read_text().splitlines()]
     assert (entry["n_pos"], entry["n_neg"]) == (sum(labels), len(labels) - sum(labels))
     assert entry["pair_accuracy"] is None
@@ -147,6 +161,7 @@ def test_adapter_report_on_unpaired_data_uses_the_disabled_adapter_as_reference(
     assert reference is None and hasattr(model, "disable_adapter")  # one model: the base is the reference
 
 
+@pytest.mark.training
 def test_installed_executable(paired_run, tmp_path):
     config, out = paired_run
     done = subprocess.run(
@@ -182,6 +197,7 @@ def other_vocab_model(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.training
 def test_bad_inputs_fail_with_one_clear_sentence(paired_run, other_vocab_model, tmp_path):
     config, out = paired_run
     empty = tmp_path / "empty.jsonl"
@@ -213,6 +229,7 @@ def test_bad_inputs_fail_with_one_clear_sentence(paired_run, other_vocab_model, 
     assert runner.invoke(app, ["report", str(out)]).exit_code == 2  # --config is required
 
 
+@pytest.mark.training
 def test_usage_errors_of_several_runs(paired_run):
     config, out = paired_run
     cases = [
@@ -232,6 +249,7 @@ def test_usage_errors_of_several_runs(paired_run):
         assert "".join(message.split()) in flat, result.output
 
 
+@pytest.mark.training
 def test_an_unpaired_evaluation_set_of_one_label_is_named_as_such(adapter_run, tmp_path):
     config, out = adapter_run
     rows = [line for line in TEST_UNPAIRED.read_text().splitlines() if json.loads(line)["label"]]
@@ -244,3 +262,110 @@ def test_an_unpaired_evaluation_set_of_one_label_is_named_as_such(adapter_run, t
     text = " ".join(result.output.split())
     assert f"the evaluation set has {len(rows)} with label=True and 0 with label=False" in text
     assert "training set" not in text
+
+
+@pytest.mark.training
+def test_an_output_dir_reports_its_checkpoints_in_step_order_then_the_final_model(paired_run, tmp_path):
+    config, out = paired_run
+    args = ["report", str(out), "--config", str(config), "--data", str(TEST_PAIRS), "--max-samples", "12"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "rep/report.json").read_text())["runs"]["cfg"]["checkpoints"]
+    assert [(Path(c["checkpoint"]).name, c["step"]) for c in saved] == [
+        ("checkpoint-3", 3),
+        ("checkpoint-6", 6),
+        ("out", None),
+    ]
+    last, final = saved[1], saved[2]  # the final model is the model of the last step
+    assert final["rewards"]["mean_pos"] == pytest.approx(last["rewards"]["mean_pos"], abs=1e-4)
+    trend = result.output[result.output.index("over training") :]
+    rows = [line for line in trend.splitlines() if "cfg (aot)" in line]
+    assert [row.split("│")[2].strip() for row in rows] == ["reference", "step 3", "step 6", "final (out)"]
+    assert (tmp_path / "rep/violation_trend.png").exists()
+
+
+def test_json_errors_are_objects_on_stdout_with_the_exit_code(tmp_path):
+    config = tmp_path / "cfg.yml"
+    config.write_text("rl: aot\n")
+    cases = [
+        (["report", f"{tmp_path}/checkpoint-*", "--config", str(config)], 1, "no checkpoint matches"),
+        (["report", str(tmp_path)], 2, "each run needs the config it was trained with"),  # a usage error
+        (["report", str(tmp_path), "--config", str(config), "--batch-size", "0"], 2, "--batch-size"),
+    ]
+    for args, code, text in cases:
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--json"])
+        assert result.exit_code == code, result.output
+        error = json.loads(result.stdout)
+        assert error.keys() == {"error", "exit_code"} and error["exit_code"] == code, error
+        assert text in error["error"]
+        assert "Traceback" not in result.output
+
+
+def test_missing_paths_fail_before_the_heavy_imports(tmp_path):
+    """Each path is checked, with its own message, before axolotl's training stack is imported."""
+    checkpoint = tmp_path / "checkpoint-2"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    config = tmp_path / "cfg.yml"
+    config.write_text("rl: aot\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = [
+        ([str(tmp_path / "none")], [], "none: not a checkpoint folder (no such folder)"),
+        ([str(checkpoint)], ["--config", str(tmp_path / "none.yml")], "none.yml: no such config file"),
+        ([str(checkpoint)], ["--data", str(tmp_path / "none.jsonl")], "none.jsonl: no such evaluation file"),
+        ([str(checkpoint)], ["--data", str(a_file)], "a-file: unsupported file type"),
+        ([str(checkpoint)], ["--out", str(a_file)], f"--out {a_file} is a file"),
+    ]
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from typer.testing import CliRunner
+        from axolotl_aot_cli.app import app
+
+        results = []
+        for checkpoints, extra in {[(c, e) for c, e, _ in cases]!r}:
+            config = [] if "--config" in extra else ["--config", {str(config)!r}]
+            out = [] if "--out" in extra else ["--out", {str(tmp_path / "o")!r}]
+            result = CliRunner().invoke(app, ["report", *checkpoints, *config, *extra, *out, "--json"])
+            results.append([result.exit_code, json.loads(result.stdout)["error"]])
+        heavy = ("trl", "transformers", "datasets", "peft", "axolotl.utils.data")
+        print(json.dumps({{"results": results, "heavy": [m for m in heavy if m in sys.modules]}}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["heavy"] == []
+    for (code, message), (_, _, expected) in zip(found["results"], cases, strict=True):
+        assert code == 1 and expected in message, (message, expected)
+
+
+@pytest.mark.training
+def test_no_temporary_folder_is_left_behind(paired_run, tmp_path):
+    config, out = paired_run
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(
+        [
+            BIN / "aot-cli",
+            "report",
+            out / "checkpoint-3",
+            out / "checkpoint-6",
+            "--config",
+            config,
+            "--data",
+            TEST_PAIRS,
+            "--max-samples",
+            "4",
+            "--out",
+            tmp_path / "rep",
+            "--json",
+        ],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(json.loads(done.stdout)["runs"]["cfg"]["checkpoints"]) == 2
+    assert sorted(p.name for p in scratch.iterdir()) == []

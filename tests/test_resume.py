@@ -14,6 +14,7 @@ import yaml
 from axolotl_runs import (
     LORA,
     final_weights,
+    logged_steps,
     make_config,
     max_difference,
     small_dataset,
@@ -22,12 +23,9 @@ from axolotl_runs import (
     with_dataset,
 )
 
+pytestmark = pytest.mark.training
+
 RESUME_TOLERANCE = 1e-6
-
-
-def logged_steps(done) -> int:
-    """Training steps the run itself logged (axolotl prints each step's log dict)."""
-    return (done.stdout + done.stderr).count("'loss': ")
 
 
 def resume(config, checkpoint, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 import torch
 import yaml
 from axolotl_runs import ROOT, tiny_config
+from typer.testing import CliRunner
 
 from axolotl_aot.tools.smoke import run_smoke
+from axolotl_aot_cli.app import app
 
 AOT_CLI = Path(sys.executable).parent / "aot-cli"
 GPU_ONLY = {
@@ -30,9 +33,11 @@ def by_name(rows: list) -> dict:
     return {row["name"] if isinstance(row, dict) else row.name: row for row in rows}
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])
 def test_tiny_configs_every_row_ok(tmp_path, tiny_model, mode):
-    config = tiny_config(tmp_path, mode, base_model=str(tiny_model))
+    # Two micro-batches a step: the loss shown is the logged one, not divided by the accumulation.
+    config = tiny_config(tmp_path, mode, base_model=str(tiny_model), gradient_accumulation_steps=2)
     done = subprocess.run(
         [AOT_CLI, "smoke", str(config), "--json", "--keep", str(tmp_path / "smoke")],
         capture_output=True,
@@ -57,8 +62,23 @@ def test_tiny_configs_every_row_ok(tmp_path, tiny_model, mode):
     sort_size = 16  # micro_batch_size: pairs (paired) or sequences (unpaired) per sort
     log = json.loads((tmp_path / "smoke/out/checkpoint-2/trainer_state.json").read_text())["log_history"]
     assert [entry["aot/sort_size"] for entry in log if "aot/sort_size" in entry] == [sort_size] * 2
+    logged = [entry["loss"] for entry in log if "loss" in entry]
+    assert rows["loss finite"]["detail"] == f"4 micro-batches, last logged loss {logged[-1]:.4g}"
+    assert logged[-1] == pytest.approx(math.log(2), abs=0.05)  # a random model: ln 2, not ln 2 / 2
 
 
+def test_json_errors_are_objects_on_stdout(tmp_path):
+    missing = str(tmp_path / "none.yml")
+    cases = [([missing], 1, "none.yml"), ([missing, "--steps", "0"], 2, "--steps")]
+    for args, code, text in cases:
+        result = CliRunner().invoke(app, ["smoke", *args, "--json"])
+        assert result.exit_code == code, result.output
+        error = json.loads(result.stdout)
+        assert error.keys() == {"error", "exit_code"} and error["exit_code"] == code
+        assert text in error["error"]
+
+
+@pytest.mark.training
 @pytest.mark.parametrize("name", ["aot.yml", "aot_unpaired.yml", "aot_multigpu.yml"])
 def test_gpu_examples_on_this_machine(tmp_path, monkeypatch, name):
     monkeypatch.chdir(ROOT)  # the example's deepspeed path is relative to the repository root
@@ -82,6 +102,7 @@ def test_gpu_examples_on_this_machine(tmp_path, monkeypatch, name):
     assert rows["reference pass"].detail.endswith("from the adapter-disabled policy")
 
 
+@pytest.mark.training
 def test_dataset_columns_that_do_not_fit_the_type(tmp_path, tiny_model):
     data = tmp_path / "qa.jsonl"
     data.write_text("".join(json.dumps({"question": f"q{i}", "answer": "a"}) + "\n" for i in range(8)))
@@ -94,6 +115,7 @@ def test_dataset_columns_that_do_not_fit_the_type(tmp_path, tiny_model):
     assert rows["training"].status == "not run here"
 
 
+@pytest.mark.training
 def test_a_learning_rate_that_blows_up(tmp_path, tiny_model):
     config = tiny_config(tmp_path, base_model=str(tiny_model), learning_rate=1.0e30)
     rows = by_name(run_smoke(config, workdir=tmp_path / "smoke"))
@@ -102,6 +124,7 @@ def test_a_learning_rate_that_blows_up(tmp_path, tiny_model):
     assert rows["optimizer step"].failed
 
 
+@pytest.mark.training
 def test_a_corrupt_deepspeed_json_fails_before_training(tmp_path, tiny_model):
     broken = tmp_path / "zero2.json"
     broken.write_text((ROOT / "example_yamls/deepspeed/zero2.json").read_text()[:-20])

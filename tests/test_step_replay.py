@@ -47,8 +47,8 @@ def recorded_step(models, tmp_path, settings: dict) -> tuple[object, list[dict],
     passes = []
     row_columns = trainer._row_columns
 
-    def recording(model, inputs):
-        out = row_columns(model, inputs)
+    def recording(model, inputs, reference=None):
+        out = row_columns(model, inputs, reference)
         passes.append((torch.is_grad_enabled(), out.policy.logps.detach().clone()))
         return out
 
@@ -71,12 +71,13 @@ def oracle_gradient(models, trainer, micro_batches: list[dict], states: list[Ran
         if moe:  # as TRL: each micro-batch's router loss, averaged over the step's micro-batches
             router = router + trainer.router_aux_loss_coef * out.aux_loss / len(micro_batches)
     chosen, rejected = zip(*(x.chunk(2) for x in logps), strict=True)
-    reference = [torch.cat([b[k] for b in micro_batches]) for k in ("ref_chosen_logps", "ref_rejected_logps")]
+    reference = [torch.cat(side) for side in zip(*trainer._step.references, strict=True)]
     aot = aot_paired_loss(torch.cat(chosen), torch.cat(rejected), *reference, beta=BETA, cost="squared_hinge")
     (aot + router).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
+@pytest.mark.training
 def test_the_gradient_pass_reproduces_the_scoring_pass_bit_for_bit(stochastic, tmp_path):
     models, settings = stochastic
     trainer, micro_batches, passes, grads = recorded_step(models, tmp_path, settings)
@@ -87,6 +88,7 @@ def test_the_gradient_pass_reproduces_the_scoring_pass_bit_for_bit(stochastic, t
     torch.testing.assert_close(grads, expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.training
 def test_without_the_replay_the_passes_differ_and_the_log_says_so(stochastic, tmp_path, monkeypatch):
     """The control: the same step with the replay turned off draws other random numbers."""
     models, settings = stochastic

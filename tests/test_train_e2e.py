@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from axolotl_runs import LORA, QLORA, ROOT, final_weights, log_history, make_config, max_difference, train
+from axolotl_runs import LORA, QLORA, ROOT, check_run, final_weights, make_config, max_difference, train
 from safetensors.torch import load_file
 
-AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
-
-
-def check_run(done: subprocess.CompletedProcess, out: Path, steps: int) -> list[dict]:
-    assert done.returncode == 0, done.stderr[-4000:]
-    logs = [entry for entry in log_history(out) if "loss" in entry]
-    assert len(logs) == steps
-    for entry in logs:
-        assert math.isfinite(entry["loss"])
-        for key in (*AOT_METRICS, "aot/sort_size", "rewards/chosen", "rewards/rejected", "rewards/margins"):
-            assert math.isfinite(entry[key]), key
-    return logs
+pytestmark = pytest.mark.training
 
 
 def assert_full_weights_changed(model: Path, out: Path) -> None:
@@ -60,6 +47,9 @@ def test_accelerate_launch_with_precomputed_reference(tmp_path, tiny_model, mode
     done = train(config, launcher="accelerate")
     check_run(done, tmp_path / "out", steps)
     assert_full_weights_changed(tiny_model, tmp_path / "out")
+    # TRL's precompute pass ran over the training set (its progress bar), so the steps read the
+    # reference log-probs from the dataset's columns instead of a reference forward pass
+    assert "reference log probs for train dataset" in done.stdout + done.stderr, done.stderr[-4000:]
 
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])
@@ -90,6 +80,18 @@ def test_unpaired_data_with_one_label_fails_at_startup(tmp_path, tiny_model):
     assert done.returncode != 0
     assert "rl: aot_unpaired needs samples of both labels" in done.stderr + done.stdout
     assert "with label=True and 0 with label=False" in done.stderr + done.stdout
+
+
+def test_training_from_a_lora_model_dir_is_refused_not_trained_fresh(tmp_path, tiny_model):
+    """axolotl's preference path never loads lora_model_dir for training: the plugin stops the run."""
+    saved = tmp_path / "saved-adapter"
+    saved.mkdir()
+    done = train(make_config(tmp_path, "paired", tiny_model, max_steps=2, lora_model_dir=str(saved), **LORA))
+    assert done.returncode != 0
+    output = done.stderr + done.stdout
+    assert f"lora_model_dir: {saved} is not loaded for training" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "out/checkpoint-2").exists()
 
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])

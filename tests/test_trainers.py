@@ -23,18 +23,11 @@ from trl import DPOTrainer
 from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 from axolotl_aot.ot.losses import aot_paired_loss
-from axolotl_aot.tools.tiny_model import build_tiny_model
 
 
-@pytest.fixture(scope="module")
-def models(tiny_model: Path, tmp_path_factory) -> tuple[Path, Path]:
-    """A policy and a different reference, so that log-ratios are not all zero."""
-    return tiny_model, build_tiny_model(tmp_path_factory.mktemp("ref") / "model", seed=1)
-
-
+@pytest.mark.training
 def test_local_scope_equals_trl_aot_on_the_same_batch_and_model(models, tmp_path):
-    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours")
-    ours.aot = AOTArgs(aot_sort_scope="local")
+    ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours", AOTArgs(aot_sort_scope="local"))
     trl = paired_trainer(DPOTrainer, models, tmp_path / "trl", loss_type=["aot"])
     batch = next(iter(trl.get_train_dataloader()))
     losses, grads = [], []
@@ -54,9 +47,9 @@ def test_local_scope_equals_trl_aot_on_the_same_batch_and_model(models, tmp_path
 
 
 def test_cost_and_smoothing_settings_reach_the_loss(models, tmp_path):
-    ours = paired_trainer(AOTPairedTrainer, models, tmp_path)
+    settings = AOTArgs(aot_sort_scope="local", aot_cost="least_squares")
+    ours = paired_trainer(AOTPairedTrainer, models, tmp_path, settings)
     batch = next(iter(ours.get_train_dataloader()))
-    ours.aot = AOTArgs(aot_sort_scope="local", aot_cost="least_squares")
     with torch.no_grad():
         loss = ours.compute_loss(ours.model, batch)
         chosen, rejected = ours._completion_logps(ours.model, batch).chunk(2)
@@ -114,6 +107,7 @@ def with_reference_logps(trainer, batch: dict, kind: str) -> dict:
     return batch
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("kind", ["paired", "unpaired"])
 def test_world_scope_across_two_ranks_equals_one_process_on_the_union(models, tmp_path, kind):
     if kind == "paired":
@@ -150,6 +144,7 @@ def test_world_scope_across_two_ranks_equals_one_process_on_the_union(models, tm
     assert any(g.abs().sum() > 0 for g in expected_grads.values())
 
 
+@pytest.mark.training
 def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, tmp_path):
     trainer = unpaired_trainer(models, tmp_path)
     batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), "unpaired")
@@ -170,6 +165,7 @@ def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, t
 # ---- the optimizer-step scope ----
 
 
+@pytest.mark.training
 def test_step_scope_gradient_equals_one_large_micro_batch(models, tmp_path):
     large = step_trainer(models, tmp_path / "large", "local", batch=8, accumulation=1)
     rows = [large.train_dataset[i] for i in range(8)]
@@ -210,6 +206,7 @@ def step_worker(rank: int, ranks: int, init: str, folder: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.training
 def test_step_scope_across_two_ranks_equals_one_process_on_the_union(models, tmp_path):
     trainer = paired_trainer(AOTPairedTrainer, models, tmp_path / "t")
     batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), "paired")

@@ -8,8 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
-from axolotl.core.training_args import AxolotlKTOConfig
 from axolotl.prompt_strategies.dpo.chatml import prompt_pairs as dpo_prompt_pairs
 from axolotl.prompt_strategies.kto.chatml import prompt_pairs as kto_prompt_pairs
 from datasets import Dataset
@@ -17,6 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig
 
 from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.factory import build_trainer
+from axolotl_aot.integration.modes import PAIRED, UNPAIRED
 from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 from axolotl_aot.tools.synthetic import DATA_DIR
 
@@ -56,16 +56,14 @@ def load(path: Path) -> torch.nn.Module:
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 
 
-def paired_trainer(cls, models, tmp_path, **config):
+def paired_trainer(cls, models, tmp_path, settings: AOTArgs | None = None, **config):
+    """``cls`` (ours, or TRL's own trainer to compare with) on 8 pairs; ours with AOT ``settings``."""
     policy, reference = models
-    args_cls = AxolotlDPOConfig if cls is AOTPairedTrainer else DPOConfig
-    return cls(
-        load(policy),
-        load(reference),
-        args=args_cls(**config_kwargs(tmp_path, PAIRS), **config),
-        train_dataset=paired_dataset(),
-        processing_class=AutoTokenizer.from_pretrained(policy),
-    )
+    data = {"train_dataset": paired_dataset(), "processing_class": AutoTokenizer.from_pretrained(policy)}
+    args = {**config_kwargs(tmp_path, PAIRS), **config}
+    if cls is AOTPairedTrainer:
+        return build_trainer(PAIRED, load(policy), load(reference), args=args, settings=settings, **data)
+    return cls(load(policy), load(reference), args=DPOConfig(**args), **data)
 
 
 def loss_path(cls, model: torch.nn.Module, scope: str):
@@ -75,28 +73,31 @@ def loss_path(cls, model: torch.nn.Module, scope: str):
     trainer.precompute_ref_logps = True
     trainer.aux_loss_enabled, trainer._total_train_tokens = False, 0  # set by TRL's constructor
     trainer.accelerator, trainer.is_fsdp_enabled = SimpleNamespace(unwrap_model=lambda m: m), False
-    trainer.aot = AOTArgs(aot_sort_scope=scope)
+    trainer._init_aot(AOTArgs(aot_sort_scope=scope))
     trainer._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
     return trainer
 
 
-def unpaired_trainer(models, tmp_path, **config) -> AOTUnpairedTrainer:
+def unpaired_trainer(models, tmp_path, settings: AOTArgs | None = None, **config) -> AOTUnpairedTrainer:
+    """Ours on 12 unpaired rows, with AOT ``settings``."""
     policy, reference = models
-    return AOTUnpairedTrainer(
+    return build_trainer(
+        UNPAIRED,
         load(policy),
         load(reference),
-        args=AxolotlKTOConfig(**config_kwargs(tmp_path, 12), loss_type="apo_zero_unpaired", **config),
+        args={**config_kwargs(tmp_path, 12), **config},
+        settings=settings,
         train_dataset=unpaired_dataset(),
         processing_class=AutoTokenizer.from_pretrained(policy),
     )
 
 
 def step_trainer(models, tmp_path, scope: str, batch: int, accumulation: int, **config) -> AOTPairedTrainer:
+    settings = AOTArgs(aot_sort_scope=scope, aot_cost="squared_hinge")
     trainer = paired_trainer(
-        AOTPairedTrainer, models, tmp_path, gradient_accumulation_steps=accumulation, **config
+        AOTPairedTrainer, models, tmp_path, settings, gradient_accumulation_steps=accumulation, **config
     )
     trainer.args.per_device_train_batch_size = batch
-    trainer.aot = AOTArgs(aot_sort_scope=scope, aot_cost="squared_hinge")
     trainer.model.train()
     return trainer
 

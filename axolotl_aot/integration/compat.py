@@ -22,10 +22,19 @@ What differs and how it is handled:
   ``disable_gradient_checkpointing`` (off around the no-grad reference forward).
 - Given a trained PEFT adapter and no reference model, TRL (1.9 and 1.14) copies the adapter into a
   frozen "ref" adapter and scores the reference with it (``drop_trl_ref_adapter``).
+- For ``rl: dpo``/``kto`` with an adapter, axolotl's model loader (0.19 and 0.21) never reads
+  ``lora_model_dir``: it hands TRL a LoRA config, which TRL applies as a fresh adapter
+  (``load_saved_adapter`` switches the loader to the saved one, for ``axolotl evaluate``).
+- Neither axolotl tells a plugin that ``axolotl evaluate`` (not training) built the trainer: both
+  build it through ``axolotl.evaluate.evaluate``, whose frame on the call stack is the sign
+  (``axolotl_evaluating``; 0.21's ``enable_for_evaluation`` callback hook has no 0.19 counterpart).
 """
 
 from __future__ import annotations
 
+import inspect
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
@@ -46,8 +55,10 @@ __all__ = [
     "AxolotlKTOConfig",
     "AxolotlKTOTrainer",
     "ForwardRedirection",
+    "axolotl_evaluating",
     "disable_gradient_checkpointing",
     "drop_trl_ref_adapter",
+    "load_saved_adapter",
     "load_split",
     "plugin_autoloaded",
     "selective_log_softmax",
@@ -83,6 +94,44 @@ def drop_trl_ref_adapter(model: Any) -> None:
     """
     if TRL_REF_ADAPTER in getattr(model, "peft_config", {}):
         model.delete_adapter(TRL_REF_ADAPTER)
+
+
+def load_saved_adapter(cfg: Any) -> Callable[[], None]:
+    """Make axolotl's model loader put ``lora_model_dir``'s adapter on an RL policy; call the
+    returned function once it has (``post_lora_load``).
+
+    For ``rl: dpo``/``kto`` with an adapter, ``ModelLoader._load_adapters`` builds only the LoRA
+    config from ``cfg`` (TRL then wraps the model in a fresh adapter) unless ``merge_lora`` is set;
+    then it loads the saved adapter with ``PeftModel.from_pretrained``, as for SFT. The loader
+    reads ``merge_lora`` only to choose that branch (0.21: and to skip kernels' merge-aware setup).
+    """
+    previous = cfg.merge_lora
+    cfg.merge_lora = True
+
+    def restore() -> None:
+        cfg.merge_lora = previous
+
+    return restore
+
+
+def axolotl_evaluating() -> bool:
+    """Whether ``axolotl.evaluate.evaluate`` (``axolotl evaluate``: score a model, train nothing) is running.
+
+    It builds the trainer through the same builder and plugin hooks as training, with no flag in
+    ``cfg``; it skips ``post_trainer_create`` and the plugin's ``load_datasets``, but that absence
+    is only known once it is too late. Its frame on the call stack is the one certain sign, on
+    axolotl 0.19 and 0.21 alike (``send_errors`` wraps it with ``functools.wraps``).
+    """
+    module = sys.modules.get("axolotl.evaluate")
+    if module is None:
+        return False
+    code = inspect.unwrap(module.evaluate).__code__
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def skip_cuda_peer_probe() -> None:

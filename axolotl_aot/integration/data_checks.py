@@ -13,13 +13,14 @@ from typing import Any
 from axolotl.utils.data.shared import datasets_with_name_generator, load_dataset_with_config
 from datasets import Dataset
 
+from axolotl_aot.integration.modes import BY_NAME
 from axolotl_aot.integration.sampler import check_both_labels
 
 
 def check_prepared_datasets(cfg: Any, train: Dataset, evaluation: Dataset | None) -> None:
     """Raise ``ValueError`` naming the problem and the fix for an empty training or evaluation
     set, or (``rl: aot_unpaired``) a training or evaluation set with one label only."""
-    rl = "aot" if cfg.aot_mode == "paired" else "aot_unpaired"
+    rl = BY_NAME[cfg.aot_mode].rl
     if len(train) == 0:
         raise ValueError(f"rl: {rl}: the training set is empty. {_why_empty(cfg, cfg.datasets, 'datasets')}")
     if evaluation is not None and len(evaluation) == 0:
@@ -30,15 +31,10 @@ def check_prepared_datasets(cfg: Any, train: Dataset, evaluation: Dataset | None
         raise ValueError(
             f"rl: {rl}: the evaluation set is empty. {why} Or remove {source} to train without evaluation."
         )
-    if cfg.aot_mode == "unpaired":
+    if not BY_NAME[cfg.aot_mode].paired:
         for name, dataset in (("training", train), ("evaluation", evaluation)):
             if dataset is not None:
-                labels = dataset["label"]
-                positives = sum(bool(label) for label in labels)
-                try:
-                    check_both_labels(positives, len(labels) - positives)
-                except ValueError as error:
-                    raise ValueError(str(error).replace("the training set", f"the {name} set")) from None
+                check_both_labels(dataset["label"], f"the {name} set")
 
 
 def _source_rows(cfg: Any, config: Any) -> int:

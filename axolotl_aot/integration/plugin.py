@@ -9,13 +9,15 @@ AOT trainer through ``trainer_cls``. See ../README.md for the keys.
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from typing import Any
 
 from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
 from axolotl.integrations.base import BasePlugin
 from transformers import set_seed
 
-from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.checkpoints import resume_checkpoint
 from axolotl_aot.integration.data_checks import check_prepared_datasets
 from axolotl_aot.integration.evaluation import greater_is_better
@@ -25,39 +27,43 @@ from axolotl_aot.integration.launch import (
     cpu_ranks_without_cuda_probe,
     cpu_training_args,
 )
+from axolotl_aot.integration.modes import BY_NAME, BY_RL
+from axolotl_aot.integration.training_args import config_settings, settings_merged
 
-PAPER_BETA = 0.01  # the paper's recommendation (AOT-NOTES section 3), not TRL's generic 0.1
-
-MODES: dict[str, tuple[str, str, str]] = {
-    # rl value: (aot_mode, rl axolotl validates, trainer class)
-    "aot": ("paired", "dpo", "axolotl_aot.integration.trainers.AOTPairedTrainer"),
-    "aot_unpaired": ("unpaired", "kto", "axolotl_aot.integration.trainers.AOTUnpairedTrainer"),
-}
+LOG = logging.getLogger(__name__)
+PAPER_BETA = 0.01  # the paper's recommendation (docs/method.md, "Costs"), not TRL's generic 0.1
 
 
 class AOTPlugin(BasePlugin):
     """Adds ``rl: aot`` (paired) and ``rl: aot_unpaired`` (unpaired) to axolotl."""
 
+    _restore_loader: Callable[[], None] | None = None  # pre_lora_load's change, undone after the load
+
     def get_input_args(self) -> str:
         return "axolotl_aot.integration.args.AOTArgs"
+
+    def get_training_args_mixin(self) -> str:
+        """The AOT settings as fields of axolotl's DPO/KTO training arguments: each trainer reads its own."""
+        return "axolotl_aot.integration.training_args.AOTTrainingArguments"
 
     def register(self, cfg: dict[str, Any]) -> None:
         """Rewrite ``rl: aot*`` before axolotl validates it; a no-op on a rewritten config."""
         rl = cfg.get("rl")
-        if rl not in MODES:
+        mode = BY_RL.get(rl)
+        if mode is None:
             return
         cpu_ranks_without_cuda_probe()  # load_cfg runs the probe after this hook
-        mode, base_rl, trainer_cls = MODES[rl]
-        if cfg.get("trainer_cls") not in (None, trainer_cls):
+        if cfg.get("trainer_cls") not in (None, mode.trainer):
             raise ValueError(
-                f"trainer_cls: {cfg['trainer_cls']!r} conflicts with rl: {rl}, which uses {trainer_cls}; "
+                f"trainer_cls: {cfg['trainer_cls']!r} conflicts with rl: {rl}, which uses {mode.trainer}; "
                 "remove trainer_cls"
             )
-        cfg["aot_mode"] = mode
-        cfg["rl"] = base_rl
-        cfg["trainer_cls"] = trainer_cls
-        if cfg.get("rl_beta") is None and not (cfg.get("trl") or {}).get("beta"):
-            cfg["rl_beta"] = PAPER_BETA
+        cfg["aot_mode"] = mode.name
+        cfg["rl"] = mode.axolotl_rl
+        cfg["trainer_cls"] = mode.trainer
+        trl = cfg.get("trl") if isinstance(cfg.get("trl"), dict) else {}
+        if all(value is None for value in (cfg.get("rl_beta"), cfg.get("dpo_beta"), trl.get("beta"))):
+            cfg["rl_beta"] = PAPER_BETA  # a beta the YAML sets (even 0, which AOTArgs refuses) is kept
 
     def load_datasets(self, cfg: Any, preprocess: bool = False) -> TrainDatasetMeta | None:
         """Axolotl's own preference-data loading, checked before any trainer is built.
@@ -81,24 +87,23 @@ class AOTPlugin(BasePlugin):
     def get_training_args(self, cfg: Any) -> dict[str, Any] | None:
         if not cfg.aot_mode:
             return None
-        args = {**cpu_training_args(), **best_checkpoint_args(cfg)}
-        if cfg.aot_mode == "unpaired":
-            # TRL's KTO trainer skips its KL forward pass for this loss type; AOT needs no KL term.
-            args["loss_type"] = "apo_zero_unpaired"
+        mode = BY_NAME[cfg.aot_mode]
+        args = {**cpu_training_args(), **best_checkpoint_args(cfg), **start_eval_args(cfg)}
+        if settings_merged():  # else a trainer built from these args says why it has no settings
+            args.update(config_settings(cfg))  # each trainer carries its own
+        if mode.loss_type:  # unpaired: TRL's KTO trainer skips its KL forward pass for it; AOT needs none
+            args["loss_type"] = mode.loss_type
+        if not mode.paired and cfg.precompute_ref_log_probs is not None:  # axolotl maps it for dpo only
+            args["precompute_ref_log_probs"] = bool(cfg.precompute_ref_log_probs)
+        if cfg.router_aux_loss_coef is not None:  # axolotl passes no such key to TRL's configs
+            args["router_aux_loss_coef"] = cfg.router_aux_loss_coef
         return args
 
     def pre_model_load(self, cfg: Any) -> None:
-        """Hand the validated ``aot_*`` settings to the AOT trainers before one is built (TRL's
-        constructor already computes log-probs for ``precompute_ref_log_probs``), choose the checkpoint
-        to resume from (``checkpoints.resume_checkpoint``), and seed the
+        """Choose the checkpoint to resume from (``checkpoints.resume_checkpoint``), and seed the
         random number generators with ``seed``: axolotl does not seed them before the model loads, so
         a LoRA adapter's random initialisation would differ between two runs of one config."""
         if cfg.aot_mode:
-            from axolotl_aot.integration.trainers import AOTLossMixin
-
-            AOTLossMixin.aot = AOTArgs.model_validate(
-                {k: v for k, v in dict(cfg).items() if k.startswith("aot_")}
-            )
             if cfg.seed is not None:
                 set_seed(cfg.seed)
             try:  # before axolotl's auto-resume would take a half-written last checkpoint
@@ -108,9 +113,53 @@ class AOTPlugin(BasePlugin):
             except ValueError as error:
                 raise SystemExit(f"axolotl-aot: {error}") from None
 
-    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
-        """Refuse a multi-process run whose ranks would not shard the data."""
+    def pre_lora_load(self, cfg: Any, model: Any) -> None:
+        """Under ``axolotl evaluate``, load the trained adapter of ``lora_model_dir``.
+
+        axolotl's RL loading builds only the LoRA config (``compat.load_saved_adapter``), which
+        ``axolotl evaluate`` does not even hand to TRL: it would score the base model against
+        itself (every reward 0, a loss of log 2). Training keeps axolotl's loading.
+        """
+        if cfg.aot_mode and cfg.lora_model_dir:
+            from axolotl_aot.integration.compat import axolotl_evaluating, load_saved_adapter
+
+            if axolotl_evaluating():
+                self._restore_loader = load_saved_adapter(cfg)
+
+    def post_lora_load(self, cfg: Any, model: Any) -> None:
+        """Undo ``pre_lora_load``'s switch: later code reads ``merge_lora`` as the user set it."""
+        if self._restore_loader is not None:
+            self._restore_loader()
+            self._restore_loader = None
+
+    def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[Any]:
+        """Under ``axolotl evaluate``, score the loaded adapter against its base model, as training
+        did and as ``aot-cli report`` does.
+
+        Given a trained adapter and no reference model, TRL copies it into a "ref" adapter for
+        the reference, which would score the adapter against itself. The first hook with the
+        trainer on evaluate's path, which calls no ``post_trainer_create``.
+        """
         if cfg.aot_mode:
+            from axolotl_aot.integration.compat import axolotl_evaluating, drop_trl_ref_adapter
+
+            if axolotl_evaluating():
+                drop_trl_ref_adapter(trainer.model)
+        return []
+
+    def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
+        """Refuse a multi-process run whose ranks would not shard the data, and a training run from
+        ``lora_model_dir``: axolotl's RL loader never loads that adapter (``compat.load_saved_adapter``),
+        so it would silently train a fresh one. Only training calls this hook (not ``axolotl evaluate``,
+        which loads the adapter through ``pre_lora_load``)."""
+        if cfg.aot_mode:
+            if cfg.lora_model_dir and cfg.adapter:
+                raise SystemExit(
+                    f"axolotl-aot: lora_model_dir: {cfg.lora_model_dir} is not loaded for training by "
+                    "axolotl's preference-training path (rl: dpo/kto, which rl: aot/aot_unpaired use): the "
+                    "run would train a fresh adapter. Remove lora_model_dir to train a new adapter, or use "
+                    "resume_from_checkpoint to continue a run; `axolotl evaluate` scores its adapter."
+                )
             check_data_sharding(trainer)
 
 
@@ -120,9 +169,7 @@ def best_checkpoint_args(cfg: Any) -> dict[str, Any]:
 
     Axolotl's RL builder passes neither ``metric_for_best_model`` nor ``load_best_model_at_end``,
     and HF would take any metric not ending in "loss" as higher-is-better (wrong for the
-    violation). The evaluation axolotl runs at step 0 is turned off: it scores the reference
-    against itself (every reward 0, a violation of 0 that no checkpoint could beat) and
-    there is no checkpoint of step 0 to load.
+    violation).
     """
     args: dict[str, Any] = {}
     if cfg.metric_for_best_model:
@@ -134,5 +181,33 @@ def best_checkpoint_args(cfg: Any) -> dict[str, Any]:
         )
     if cfg.load_best_model_at_end:
         args["load_best_model_at_end"] = True
-        args["eval_on_start"] = False
     return args
+
+
+def start_eval_args(cfg: Any) -> dict[str, Any]:
+    """``eval_on_start: False`` for every AOT run, said once when axolotl would have evaluated.
+
+    axolotl's builder (``_configure_save_and_eval_strategy``) evaluates before the first step
+    whenever ``eval_steps`` or ``eval_strategy`` is set (0.21: unless ``eval_on_start: false``).
+    Before any step the policy is its reference, so that evaluation scores the reference against
+    itself: every reward 0, a loss of log 2 and an ``eval_aot/violation_fraction`` of 0 that reads
+    as perfect dominance (and that no checkpoint could beat for ``load_best_model_at_end``). It
+    carries no information, so it is skipped even when ``eval_on_start: true`` asks for it.
+    """
+    from axolotl_aot.integration.compat import axolotl_evaluating
+
+    if _evaluates_at_start(cfg) and int(os.environ.get("RANK", "0")) == 0 and not axolotl_evaluating():
+        skipped = "eval_on_start: true is ignored" if cfg.eval_on_start else "no evaluation at step 0"
+        LOG.warning(
+            "axolotl-aot: %s: before the first step the policy equals its reference, so it would score "
+            "the reference against itself (every reward 0, eval_aot/violation_fraction 0: no information)",
+            skipped,
+        )
+    return {"eval_on_start": False}
+
+
+def _evaluates_at_start(cfg: Any) -> bool:
+    """Whether axolotl (0.19 or 0.21) would evaluate ``cfg`` before the first step."""
+    if not (cfg.test_datasets or cfg.val_set_size) or cfg.eval_on_start is False:
+        return False
+    return cfg.eval_strategy != "no" and bool(cfg.eval_steps or cfg.eval_strategy)

@@ -8,8 +8,8 @@ whole chunks to ranks) holds both labels, in the dataset's proportion or 1:1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Literal
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Sampler
@@ -36,7 +36,7 @@ class LabelMixingSampler(Sampler[int]):
         label_tensor = torch.as_tensor(list(labels), dtype=torch.bool)
         self.positives = label_tensor.nonzero().flatten()
         self.negatives = (~label_tensor).nonzero().flatten()
-        check_both_labels(len(self.positives), len(self.negatives))
+        check_both_labels(label_tensor.tolist())
         if batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 to hold both labels; got {batch_size}")
         self.batch_size = batch_size
@@ -78,8 +78,14 @@ class LabelMixingSampler(Sampler[int]):
         self.set_epoch(self.epoch + 1)
 
 
-def check_both_labels(n_pos: int, n_neg: int, what: str = "the training set") -> None:
-    """Unpaired AOT needs samples of both labels in ``what``; say which is missing and what to do."""
+def check_both_labels(labels: Iterable[Any], what: str = "the training set") -> None:
+    """Unpaired AOT needs samples of both labels in ``what``; say which is missing and what to do.
+
+    The one check of it: the plugin's data checks, the trainers, the sampler and ``aot-cli report``.
+    """
+    values = [bool(label) for label in labels]
+    n_pos = sum(values)
+    n_neg = len(values) - n_pos
     if n_pos and n_neg:
         return
     missing = "label=False (undesirable)" if n_pos else "label=True (desirable)"

@@ -57,6 +57,7 @@ from axolotl_aot.integration.evaluation import Scores, eval_metrics, policy_metr
 from axolotl_aot.integration.logps import ChunkedModel, Completions, TokenStats, chunked_head, sequence_logps
 from axolotl_aot.integration.rng import RandomState
 from axolotl_aot.integration.sampler import LabelMixingSampler, check_both_labels
+from axolotl_aot.integration.training_args import settings_of
 from axolotl_aot.ot.distributed import (
     all_gather_variable,
     gathered_loss,
@@ -73,11 +74,32 @@ LOG = logging.getLogger(__name__)
 REPLAY_TOLERANCE = 1e-4
 
 
-class Rows(NamedTuple):
-    """A batch's per-row log-probs (``columns``, as ``Scores.from_columns`` reads them) and the
-    policy pass they came from (its token statistics and router loss)."""
+class PairColumns(NamedTuple):
+    """``rl: aot``: the log-probs of each pair, as ``Scores.from_columns`` reads them."""
 
-    columns: list[torch.Tensor]
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    ref_chosen: torch.Tensor
+    ref_rejected: torch.Tensor
+
+
+class SampleColumns(NamedTuple):
+    """``rl: aot_unpaired``: the log-probs and label of each sample, as ``Scores.from_columns`` reads them."""
+
+    logps: torch.Tensor
+    ref_logps: torch.Tensor
+    labels: torch.Tensor
+
+
+Columns = PairColumns | SampleColumns
+Reference = tuple[torch.Tensor, ...]  # a batch's reference log-probs, as the columns hold them
+
+
+class Rows(NamedTuple):
+    """A batch's per-row log-probs and the policy pass they came from (its token statistics and
+    router loss)."""
+
+    columns: Columns
     policy: Completions
 
 
@@ -90,6 +112,7 @@ class StepPlan:
     weights: list[tuple[torch.Tensor | None, ...]]  # per micro-batch: dL/d(each loss input)
     random: list[RandomState]  # per micro-batch: the random state its scoring forward started from
     scored: list[list[torch.Tensor]]  # per micro-batch: the loss inputs as scored
+    references: list[Reference]  # per micro-batch: its reference log-probs, computed once
 
 
 class AOTLossMixin:
@@ -98,17 +121,33 @@ class AOTLossMixin:
     A trainer supplies ``_row_columns`` (per-row log-probs of a batch, as ``Scores.from_columns``
     reads them), ``_split`` (those columns as the tensors its loss takes, policy terms first),
     ``_loss_fn`` and ``_rewards`` (positive and negative rewards of those tensors).
+
+    Its AOT settings (``self.aot``) come from its own training arguments (``training_args``):
+    axolotl fills them from the YAML, ``factory.build_trainer`` from its caller.
     """
 
-    aot: AOTArgs = AOTArgs()  # the YAML's aot_* keys, set by AOTPlugin.pre_model_load
     paired: ClassVar[bool]
-    row_columns: ClassVar[int]  # how many per-row columns ``_row_columns`` returns
+    columns: ClassVar[type[PairColumns] | type[SampleColumns]]
     policy_terms: ClassVar[int] = 2  # the first inputs of the loss carry the policy's gradient
-    _eval_rows: list[Rows] | None = None  # set while evaluation_loop runs
-    _step: StepPlan | None = None  # the step scope's current optimizer step
-    _replay_warned: bool = False  # the step scope's replay check warns once per trainer
 
-    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Rows:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before TRL's constructor, which already scores the data for precompute_ref_log_probs.
+        self._init_aot(settings_of(kwargs.get("args", args[2] if len(args) > 2 else None)))
+        super().__init__(*args, **kwargs)
+
+    def _init_aot(self, settings: AOTArgs) -> None:
+        """The trainer's AOT settings and its state, before anything is scored."""
+        self.aot = settings
+        self._eval_rows: list[Rows] | None = None  # set while evaluation_loop runs
+        self._step: StepPlan | None = None  # the step scope's current optimizer step
+        self._replay_warned = False  # the step scope's replay check warns once
+        self._logged_fallbacks: set[str] = set()  # each full-logits reason is logged once
+
+    def _row_columns(
+        self, model: torch.nn.Module, inputs: dict[str, Any], reference: Reference | None = None
+    ) -> Rows:
+        """The batch's rows; the reference log-probs are ``reference``, else the batch's precomputed
+        columns, else computed."""
         raise NotImplementedError
 
     def _split(self, columns: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -136,7 +175,7 @@ class AOTLossMixin:
         index = inputs.get(STEP_INDEX)
         if index is not None:  # weighed by the step's scoring pass; logs once per step from there
             with self._step.random[index].replay():
-                rows = self._row_columns(model, inputs)
+                rows = self._row_columns(model, inputs, self._step.references[index])
             tensors = self._split(rows.columns)
             self._check_replay(self._step.scored[index], tensors)
             # The Trainer divides each micro-batch's loss by the accumulation count and data
@@ -249,7 +288,7 @@ class AOTLossMixin:
             """Every rank's rows, in rank order; ranks may hold different numbers."""
             return all_gather_variable(torch.cat(parts or [torch.empty(0)]).to(device))[0].cpu()
 
-        columns = [gathered([r.columns[k] for r in rows]) for k in range(self.row_columns)]
+        columns = [gathered([r.columns[k] for r in rows]) for k in range(len(self.columns._fields))]
         sides = 2 if self.paired else 1  # a paired batch's rows: the chosen completions, then the rejected
         stats = TokenStats.cat(
             [
@@ -294,7 +333,7 @@ class AOTLossMixin:
     def _weigh_step(self, batch_samples: list[dict[str, Any]]) -> None:
         """Score every micro-batch of the step without gradients, couple the step's samples of
         all ranks, and keep each micro-batch's exact weights and random state in ``self._step``
-        (its reference log-probs in the micro-batch, computed once)."""
+        (its reference log-probs too, computed once)."""
         scored, rows, random = [], [], []
         self.model.train()  # as training_step will: the first step comes before any training_step
         # The same autocast as the gradient pass, so that both see the same rewards.
@@ -303,7 +342,6 @@ class AOTLossMixin:
                 inputs = self._prepare_inputs(batch)
                 random.append(RandomState.capture())
                 rows.append(self._row_columns(self.model, inputs))
-                batch.update({k: v for k, v in inputs.items() if k.startswith("ref_")})
                 batch[STEP_INDEX] = index
                 scored.append([t.detach() for t in self._split(rows[-1].columns)])
         columns = [torch.cat(column) for column in zip(*scored, strict=True)]
@@ -314,7 +352,8 @@ class AOTLossMixin:
             if weight is not None:
                 for b, part in enumerate(weight.split([len(tensors[k]) for tensors in scored])):
                     step_weights[b][k] = part
-        self._step = StepPlan(loss, [tuple(w) for w in step_weights], random, scored)
+        references = [self._reference_of(r.columns) for r in rows]
+        self._step = StepPlan(loss, [tuple(w) for w in step_weights], random, scored, references)
         pos, neg = self._rewards(columns)
         self._log_aot_metrics("train", all_gather_variable(pos)[0], all_gather_variable(neg)[0])
         self._log_policy_metrics("train", rows, batch_samples)
@@ -381,8 +420,6 @@ class AOTLossMixin:
             LOG.warning("AOT log-probs use the full [tokens, vocab] logits: %s", reason)
         return reason
 
-    _logged_fallbacks: ClassVar[set[str]] = set()  # each reason is logged once per process
-
     def compute_ref_log_probs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any]:
         """TRL's reference pass (also what ``precompute_ref_log_probs`` calls) without the logits:
         under no_grad, through the reference model, or the adapter-disabled base for LoRA/QLoRA."""
@@ -402,6 +439,10 @@ class AOTLossMixin:
         """What TRL's ``compute_ref_log_probs`` returns, from the batch's reference log-probs."""
         raise NotImplementedError
 
+    def _reference_of(self, columns: Columns) -> Reference:
+        """The reference log-probs among ``columns``."""
+        raise NotImplementedError
+
     def _reference_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """TRL's ``compute_ref_log_probs`` disables the adapter itself when there is no reference model."""
         return self.ref_model if self.ref_model is not None else model
@@ -415,17 +456,22 @@ class AOTPairedTrainer(AOTLossMixin, AxolotlDPOTrainer):
 
     tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
     paired = True
-    row_columns = 4
+    columns = PairColumns
 
-    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Rows:
+    def _row_columns(
+        self, model: torch.nn.Module, inputs: dict[str, Any], reference: Reference | None = None
+    ) -> Rows:
         """Policy chosen, policy rejected, reference chosen, reference rejected log-probs of each pair."""
         policy = self._completions(model, inputs, policy=True)
         chosen, rejected = policy.logps.chunk(2)
-        if "ref_chosen_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
-            inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = self.compute_ref_log_probs(
-                self._reference_model(model), inputs
-            )
-        return Rows([chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]], policy)
+        if reference is None and "ref_chosen_logps" in inputs:  # precomputed by TRL
+            reference = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        if reference is None:
+            reference = self.compute_ref_log_probs(self._reference_model(model), inputs)
+        return Rows(PairColumns(chosen, rejected, *reference), policy)
+
+    def _reference_of(self, columns: Columns) -> Reference:
+        return columns.ref_chosen, columns.ref_rejected
 
     def _positive_rows(self, columns: list[torch.Tensor]) -> torch.Tensor:
         pairs = len(columns[0])
@@ -451,16 +497,14 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
 
     tag_names: ClassVar[list[str]] = ["axolotl", "aot"]
     paired = False
-    row_columns = 3
+    columns = SampleColumns
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         sets = {"the training set": self.train_dataset, "the evaluation set": self.eval_dataset}
         for name, dataset in sets.items():
             if dataset is not None and "label" in getattr(dataset, "column_names", ()):
-                labels = dataset["label"]
-                positives = sum(bool(label) for label in labels)
-                check_both_labels(positives, len(labels) - positives, name)
+                check_both_labels(dataset["label"], name)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> LabelMixingSampler:
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -471,13 +515,20 @@ class AOTUnpairedTrainer(AOTLossMixin, AxolotlKTOTrainer):
             seed=self.args.seed,
         )
 
-    def _row_columns(self, model: torch.nn.Module, inputs: dict[str, Any]) -> Rows:
+    def _row_columns(
+        self, model: torch.nn.Module, inputs: dict[str, Any], reference: Reference | None = None
+    ) -> Rows:
         """Policy log-prob, reference log-prob and label of each row."""
         policy = self._completions(model, inputs, policy=True)
-        if "ref_logps" not in inputs:  # precomputed by TRL, or cached by the step scope
-            inputs["ref_logps"] = self.compute_ref_log_probs(self._reference_model(model), inputs)[0]
+        if reference is None and "ref_logps" in inputs:  # precomputed by TRL
+            reference = (inputs["ref_logps"],)
+        if reference is None:
+            reference = self.compute_ref_log_probs(self._reference_model(model), inputs)[:1]
         labels = torch.as_tensor(inputs["label"], dtype=policy.logps.dtype, device=policy.logps.device)
-        return Rows([policy.logps, inputs["ref_logps"], labels], policy)
+        return Rows(SampleColumns(policy.logps, *reference, labels), policy)
+
+    def _reference_of(self, columns: Columns) -> Reference:
+        return (columns.ref_logps,)
 
     def _positive_rows(self, columns: list[torch.Tensor]) -> torch.Tensor:
         return columns[2].bool()

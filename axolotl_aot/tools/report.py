@@ -18,10 +18,17 @@ all the same: the reward is how far training moved the log-probs.
 A reference scores every reward as exactly 0, so as a baseline the report also gives the
 dominance of the log-probs of positives over negatives under the checkpoint and under
 the reference: about 0.5 violation for a model that has learned nothing.
+
+The pipeline is ``run_report`` (what ``aot-cli report`` runs): it checks every path first
+(``check_inputs``: the output folder, the checkpoints, the configs and evaluation files),
+before it imports axolotl, TRL or transformers, then scores each run's checkpoints and writes
+``report.json`` and the plots. An output folder given as a checkpoint stands for its
+``checkpoint-N`` folders, in step order, and its final model last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
@@ -29,24 +36,49 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from axolotl_aot.integration.compat import drop_trl_ref_adapter
+# Light imports only (torch, numpy, pydantic): axolotl, TRL, transformers and datasets are
+# imported where they are used, after ``check_inputs``.
+from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.evaluation import Scores, aot_loss, eval_metrics
 from axolotl_aot.integration.logps import TokenStats
+from axolotl_aot.integration.modes import BY_NAME, OTHER_METHODS, Mode
 from axolotl_aot.integration.sampler import check_both_labels
+from axolotl_aot.integration.training_args import config_settings
 from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.ot.losses import COSTS
 from axolotl_aot.tools.records import iter_records
 
 DATA_SUFFIX_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 # Preference methods the report scores besides AOT, by the rows their dataset types produce.
-OTHER_METHODS = {"dpo": "paired", "ipo": "paired", "simpo": "paired", "kto": "unpaired"}
 TRL_BETA = 0.1  # TRL's default beta, for configs that set none
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+@dataclass
+class RunSpec:
+    """One run to report: its checkpoints (folders or globs), the config it was trained with, and
+    the evaluation rows (None: the config's ``test_datasets`` or ``val_set_size``)."""
+
+    name: str
+    config: Path
+    patterns: list[str] = field(default_factory=list)
+    data: Path | None = None
+
+
+class Progress(Protocol):
+    """What ``run_report`` tells its caller while it scores (``aot-cli report`` shows a bar)."""
+
+    def checkpoint_started(self, run: str, checkpoint: Path) -> None: ...
+
+    def batch_done(self, done: int, total: int) -> None: ...
+
+    def checkpoint_done(self, run: str, checkpoint: Path) -> None: ...
 
 
 @dataclass
@@ -116,13 +148,18 @@ def prepare_out(out: Path) -> None:
 def method(cfg: Any) -> str:
     """The ``rl`` the config trains: ``aot``/``aot_unpaired`` (rewritten by the plugin) or axolotl's own."""
     if cfg.aot_mode:
-        return "aot" if cfg.aot_mode == "paired" else "aot_unpaired"
+        return BY_NAME[cfg.aot_mode].rl
     return str(getattr(cfg.rl, "value", cfg.rl))
+
+
+def data_mode_of(cfg: Any) -> Mode:
+    """The mode whose rows the config's dataset types produce (for another method: its row family)."""
+    return BY_NAME[cfg.aot_mode] if cfg.aot_mode else OTHER_METHODS[method(cfg)]
 
 
 def data_mode(cfg: Any) -> str:
     """``paired`` or ``unpaired``: the rows the config's dataset types produce."""
-    return cfg.aot_mode or OTHER_METHODS[method(cfg)]
+    return data_mode_of(cfg).name
 
 
 def run_beta(cfg: Any) -> float:
@@ -131,7 +168,9 @@ def run_beta(cfg: Any) -> float:
 
 
 def resolve_checkpoints(patterns: list[str]) -> list[Path]:
-    """Expand globs; each match must be a model or adapter folder. Ordered by training step."""
+    """Expand globs; each match must be a model or adapter folder, or a training's output folder
+    holding ``checkpoint-N`` folders (with or without its final model): those, then the final
+    model. Ordered by training step, the folders without a step (final models) last."""
     found: list[Path] = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
@@ -140,16 +179,38 @@ def resolve_checkpoints(patterns: list[str]) -> list[Path]:
         for match in map(Path, matches):
             if not match.is_dir():
                 raise ValueError(f"{match}: not a checkpoint folder (no such folder)")
-            if not (match / "config.json").exists() and not (match / "adapter_config.json").exists():
+            saved = saved_checkpoints(match)
+            if not saved and not is_checkpoint(match):
                 raise ValueError(
                     f"{match} is not a checkpoint: it has neither config.json nor adapter_config.json"
                 )
-            found.append(match)
+            for checkpoint in saved:
+                if not is_checkpoint(checkpoint):
+                    raise ValueError(
+                        f"{checkpoint} is not a checkpoint: it has neither config.json nor "
+                        f"adapter_config.json; pass the other folders of {match} by name"
+                    )
+            found += saved + ([match] if is_checkpoint(match) else [])
     return sorted(dict.fromkeys(found), key=lambda p: (checkpoint_step(p) is None, checkpoint_step(p) or 0))
 
 
+def is_checkpoint(path: Path) -> bool:
+    """A model folder (``config.json``) or an adapter folder (``adapter_config.json``)."""
+    return (path / "config.json").exists() or (path / "adapter_config.json").exists()
+
+
+def saved_checkpoints(folder: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders a training saved in its output ``folder``, by step."""
+    if checkpoint_step(folder) is not None:
+        return []  # a checkpoint itself: its subfolders are not checkpoints of a run
+    inner = [
+        path for path in folder.glob("checkpoint-*") if path.is_dir() and checkpoint_step(path) is not None
+    ]
+    return sorted(inner, key=checkpoint_step)
+
+
 def checkpoint_step(path: Path) -> int | None:
-    match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+    match = CHECKPOINT.fullmatch(path.name)
     return int(match.group(1)) if match else None
 
 
@@ -185,16 +246,21 @@ def load_report_config(config: str | Path, data: str | Path | None, ref: str | N
     return cfg
 
 
-def _data_entry(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
-    """A test-dataset entry for ``path`` formatted with the type of the config's first dataset."""
+def check_data(path: Path) -> None:
+    """An evaluation file or folder that exists, of a type the report reads, with rows."""
     if not path.exists():
         raise ValueError(f"{path}: no such evaluation file or folder")
+    if path.is_file() and path.suffix not in DATA_SUFFIX_TYPES:
+        raise ValueError(f"{path}: unsupported file type; use {', '.join(DATA_SUFFIX_TYPES)}")
     if next(iter_records(path), None) is None:
         raise ValueError(f"the evaluation set is empty: {path} has no rows")
+
+
+def _data_entry(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """A test-dataset entry for ``path`` formatted with the type of the config's first dataset."""
+    check_data(path)
     entry: dict[str, Any] = {"path": str(path.resolve()), "split": "train"}
     if path.is_file():
-        if path.suffix not in DATA_SUFFIX_TYPES:
-            raise ValueError(f"{path}: unsupported file type; use {', '.join(DATA_SUFFIX_TYPES)}")
         entry["ds_type"] = DATA_SUFFIX_TYPES[path.suffix]
     datasets = raw.get("datasets") or [{}]
     if datasets[0].get("type") is not None:
@@ -225,8 +291,7 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
             "check --data against the config's dataset type"
         ) from None
     mode = data_mode(cfg)
-    needed = ("chosen", "rejected") if mode == "paired" else ("completion", "label")
-    missing = [column for column in ("prompt", *needed) if column not in dataset.column_names]
+    missing = [column for column in data_mode_of(cfg).columns if column not in dataset.column_names]
     if missing:
         raise ValueError(f"the evaluation data lacks {', '.join(missing)} after formatting; rl mode {mode}")
     if max_samples is not None:
@@ -234,8 +299,7 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
     if len(dataset) == 0:
         raise ValueError("the evaluation set is empty")
     if mode == "unpaired":
-        positives = sum(bool(label) for label in dataset["label"])
-        check_both_labels(positives, len(dataset) - positives, "the evaluation set")
+        check_both_labels(dataset["label"], "the evaluation set")
     return dataset
 
 
@@ -316,10 +380,27 @@ def _rows(tokenized: Any, paired: bool) -> int:
 def _scoring_trainer(
     model: Any, reference: Any, tokenizer: Any, dataset: Any, cfg: Any, batch_size: int, device: str
 ) -> Any:
-    from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
+    # The trainer only scores and saves nothing, but the Trainer creates its output_dir: a
+    # temporary one, removed once the trainer is built, so that no folder is left behind.
+    with tempfile.TemporaryDirectory(prefix="aot-report-") as scratch:
+        return _build_scoring_trainer(model, reference, tokenizer, dataset, cfg, batch_size, device, scratch)
 
-    common = {
-        "output_dir": tempfile.mkdtemp(prefix="aot-report-"),
+
+def _build_scoring_trainer(
+    model: Any,
+    reference: Any,
+    tokenizer: Any,
+    dataset: Any,
+    cfg: Any,
+    batch_size: int,
+    device: str,
+    output_dir: str,
+) -> Any:
+    from axolotl_aot.integration.compat import drop_trl_ref_adapter
+    from axolotl_aot.integration.factory import build_trainer
+
+    args = {
+        "output_dir": output_dir,
         "per_device_train_batch_size": batch_size,
         "per_device_eval_batch_size": batch_size,
         "report_to": [],
@@ -329,26 +410,15 @@ def _scoring_trainer(
         "max_length": cfg.sequence_len,
         "remove_unused_columns": False,
     }
-    if data_mode(cfg) == "paired":
-        from axolotl_aot.integration.compat import AxolotlDPOConfig
-
-        trainer = AOTPairedTrainer(
-            model,
-            reference,
-            args=AxolotlDPOConfig(**common),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-        )
-    else:
-        from axolotl_aot.integration.compat import AxolotlKTOConfig
-
-        trainer = AOTUnpairedTrainer(
-            model,
-            reference,
-            args=AxolotlKTOConfig(**common, loss_type="apo_zero_unpaired"),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-        )
+    trainer = build_trainer(
+        data_mode_of(cfg),
+        model,
+        reference,
+        args=args,
+        settings=AOTArgs.model_validate(config_settings(cfg)),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
     drop_trl_ref_adapter(trainer.model)  # the reference of an adapter is its base
     return trainer
 
@@ -361,6 +431,111 @@ def _length_buckets(tokenized: Any, batch_size: int, paired: bool) -> Iterator[l
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size].tolist()
+
+
+def check_inputs(specs: list[RunSpec], out: Path) -> list[list[Path]]:
+    """Every path of the report, checked before anything heavy is imported or scored: ``out``
+    (created), then per run its name, checkpoints, config and evaluation rows. Returns each
+    run's checkpoints (``resolve_checkpoints``)."""
+    if not specs:
+        raise ValueError("no run to report")
+    prepare_out(out)
+    if len({spec.name for spec in specs}) < len(specs):
+        raise ValueError("two runs have the same name")
+    checkpoints = []
+    for spec in specs:
+        check_run_name(spec.name)
+        checkpoints.append(resolve_checkpoints(spec.patterns))
+        if not Path(spec.config).is_file():
+            raise ValueError(f"{spec.config}: no such config file (the YAML the run was trained with)")
+        if spec.data is not None:
+            check_data(Path(spec.data))
+    return checkpoints
+
+
+def run_report(
+    specs: list[RunSpec],
+    out: Path,
+    *,
+    ref: str | None = None,
+    batch_size: int = 16,
+    max_samples: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[RunReport], list[Path]]:
+    """Score every run's checkpoints and write ``report.json`` and the plots to ``out``.
+
+    Every input is checked first (``check_inputs``), then every run's config and evaluation rows
+    are loaded, and only then is the first checkpoint scored. Returns the runs and the plot paths.
+    With ``progress`` (the caller shows its own), the libraries' progress bars are off meanwhile.
+    """
+    checkpoints = check_inputs(specs, out)
+    with _library_progress_bars(enabled=progress is None):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        prepared = []
+        for spec, paths in zip(specs, checkpoints, strict=True):
+            cfg = load_report_config(spec.config, spec.data, ref)
+            prepared.append((spec, paths, cfg, load_eval_dataset(cfg, max_samples)))
+        runs = []
+        for spec, paths, cfg, dataset in prepared:
+            beta = run_beta(cfg)
+            result = RunReport(
+                spec.name,
+                str(spec.config),
+                str(spec.data) if spec.data else None,
+                method(cfg),
+                data_mode(cfg),
+                beta,
+            )
+            for path in paths:
+                if progress is not None:
+                    progress.checkpoint_started(spec.name, path)
+                model, reference, tokenizer = load_models(path, cfg, ref, device)
+                scores = score(
+                    model,
+                    reference,
+                    tokenizer,
+                    dataset,
+                    cfg,
+                    batch_size=batch_size,
+                    device=device,
+                    on_batch=progress.batch_done if progress is not None else None,
+                )
+                del model, reference  # one checkpoint's models in memory at a time
+                cost, smoothing = cfg.aot_cost or "logistic", cfg.aot_label_smoothing or 0.0
+                result.checkpoints.append(summarize(path, scores, beta, cost, smoothing))
+                if progress is not None:
+                    progress.checkpoint_done(spec.name, path)
+            runs.append(result)
+    return runs, write_outputs(runs, out)
+
+
+@contextlib.contextmanager
+def _library_progress_bars(*, enabled: bool) -> Iterator[None]:
+    """datasets' and transformers' own progress bars off for the duration unless ``enabled``."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    was = datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        datasets.disable_progress_bars()
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was[0]:
+            datasets.enable_progress_bars()
+        if was[1]:
+            hf_logging.enable_progress_bar()
+
+
+def checkpoint_label(report: CheckpointReport, run: RunReport) -> str:
+    """``step N``; ``final (NAME)`` for the final model of an output folder reported with its
+    checkpoints; else the folder's name."""
+    if report.step is not None:
+        return f"step {report.step}"
+    name = Path(report.checkpoint).name
+    parents = {str(Path(other.checkpoint).parent) for other in run.checkpoints}
+    return f"final ({name})" if report.checkpoint in parents else name
 
 
 def summarize(
@@ -478,10 +653,20 @@ def _plot_runs(plt: Any, runs: list[RunReport], path: Path) -> None:
     plt.close(fig)
 
 
+def _trend_steps(run: RunReport) -> list[int]:
+    """The x of each checkpoint: its step; a final model (no step) at the run's last step seen."""
+    steps, last = [], None
+    for position, report in enumerate(run.checkpoints):
+        step = report.step if report.step is not None else (last if last is not None else position)
+        last = step
+        steps.append(step)
+    return steps
+
+
 def _plot_trend(plt: Any, runs: list[RunReport], path: Path) -> None:
     fig, axis = plt.subplots(figsize=(6, 4))
     for index, run in enumerate(runs):
-        steps = [r.step if r.step is not None else position for position, r in enumerate(run.checkpoints)]
+        steps = _trend_steps(run)
         violations = [r.rewards.violation_fraction for r in run.checkpoints]
         axis.plot(steps, violations, marker="o", color=f"C{index}", label=f"{run.name} rewards")
         logps = [r.logp_violation for r in run.checkpoints]

@@ -2,13 +2,15 @@
 
 The YAML goes through axolotl's own pipeline with the plugin registered (``config``), so
 schema errors are axolotl's. On top come what axolotl lets through silently and what only
-AOT knows about: unknown (misspelt) keys, a local ``base_model`` that does not exist, the
-plugin missing or not importable, a dataset type of the wrong family for the mode, an
-unusual beta, a sort too small for the paper's batch-size finding, and local dataset files
-that are missing (looked up as ``axolotl.cli.train`` does, from the current directory) or
-that the configured type does not render into what the mode trains: the first rows go
-through the type, with the model's tokenizer when the type needs one, and the rendered
-prompt must be text holding the row's user text, each answer non-empty text.
+AOT knows about: every axolotl key that rl: aot/aot_unpaired refuses or ignores (all of them,
+where training stops at the first: ``args.setting_problems``, docs/settings.md), unknown
+(misspelt) keys, a local ``base_model`` that does not exist, the plugin missing or not
+importable, a dataset type of the wrong family for the mode, an unusual beta, a sort too
+small for the paper's batch-size finding, and local dataset files that are missing (looked
+up as ``axolotl.cli.train`` does, from the current directory) or that the configured type
+does not render into what the mode trains: the first rows go through the type, with the
+model's tokenizer when the type needs one, and the rendered prompt must be text holding the
+row's user text, each answer non-empty text.
 
 Each check is one ``_check_*`` function adding ``Problem``s to the ``Report``.
 """
@@ -30,19 +32,21 @@ import yaml
 from pydantic import ValidationError
 
 from axolotl_aot import PLUGIN
+from axolotl_aot.integration.modes import BY_NAME, MODES
 from axolotl_aot.tools.records import is_local, iter_records
 
-AOT_RL = {"aot": "paired", "aot_unpaired": "unpaired"}
-AOT_RL_NAME = {mode: rl for rl, mode in AOT_RL.items()}
-FAMILY = {"paired": "dpo", "unpaired": "kto"}
-NEEDS = {"paired": ("prompt", "chosen", "rejected"), "unpaired": ("prompt", "completion", "label")}
+# Views of the one mode map (integration/modes.py), keyed as this module reads them.
+AOT_RL = {mode.rl: mode.name for mode in MODES}
+AOT_RL_NAME = {mode.name: mode.rl for mode in MODES}
+FAMILY = {mode.name: mode.axolotl_rl for mode in MODES}
+NEEDS = {mode.name: mode.columns for mode in MODES}
 MIN_SORT_SIZE = 16  # paper, Figure 2 (right): quality keeps rising up to per-GPU batches of about 35
 BETA_RANGE = (1e-3, 1.0)
 HEAD_ROWS = 5
 CLOSE_KEY = 0.8  # difflib ratio above which an unknown key is taken for a misspelling
 # The Python text of a message list, as str() of a list renders it: a type read messages as a string.
 MESSAGE_REPR = re.compile(r"""\{\s*['"](role|content)['"]\s*:""")
-CHAT_TYPES = {"paired": "chat_template.argilla_chat", "unpaired": "axolotl_aot_chat.unpaired"}
+CHAT_TYPES = {mode.name: mode.chat_type for mode in MODES}
 
 Severity = Literal["error", "warning", "info"]
 
@@ -78,6 +82,7 @@ def validate_file(path: str | Path, *, n_gpu: int | None = None, as_gpu: bool = 
     if mode is None or not _plugin_ready(raw, report):
         return report
     cfg = _axolotl_validate(raw, report, as_gpu=as_gpu, n_gpu=n_gpu)
+    _check_settings(raw, mode, report)
     _check_unknown_keys(raw, report)
     _check_base_model(raw, report)
     _check_dataset_types(raw, mode, report)
@@ -155,10 +160,25 @@ def _axolotl_validate(raw: dict[str, Any], report: Report, *, as_gpu: bool, n_gp
     return None
 
 
+def _check_settings(raw: dict[str, Any], mode: str, report: Report) -> None:
+    """Every refused key as an error and every ignored one as a warning (``args.setting_problems``).
+
+    Axolotl's validation stops at the first refused key; its error (already in the report) is not
+    repeated.
+    """
+    from axolotl_aot.integration.args import setting_problems
+
+    reported = {p.message for p in report.problems}
+    for problem in setting_problems(raw, mode):
+        if problem.message not in reported:
+            report.add("error" if problem.kind == "refused" else "warning", problem.key, problem.message)
+
+
 def _check_unknown_keys(raw: dict[str, Any], report: Report) -> None:
+    from axolotl_aot.integration.args import SETTINGS
     from axolotl_aot.tools.config import known_keys
 
-    known = known_keys()
+    known = known_keys() | set(SETTINGS)  # the keys of SETTINGS have their own message
     for key in raw:
         if not isinstance(key, str) or key in known:
             continue
@@ -220,14 +240,16 @@ def _transform(family: str, raw: dict[str, Any], section: str, index: int) -> An
 
 
 def _check_dataset_types(raw: dict[str, Any], mode: str, report: Report) -> None:
-    own, other = FAMILY[mode], FAMILY["unpaired" if mode == "paired" else "paired"]
+    this = BY_NAME[mode]
+    that = next(m for m in MODES if m is not this)
+    own, other = this.axolotl_rl, that.axolotl_rl
     for section, index, dataset in _datasets(raw):
         if dataset.get("type") is None or _transform(own, raw, section, index) is not None:
             continue
         key, name = f"{section}[{index}].type", dataset["type"]
         if _transform(other, raw, section, index) is not None:
-            wrong = "a paired (DPO)" if other == "dpo" else "an unpaired (KTO)"
-            rl = "aot" if other == "dpo" else "aot_unpaired"
+            wrong = "a paired (DPO)" if that.paired else "an unpaired (KTO)"
+            rl = that.rl
             report.add(
                 "error",
                 key,
@@ -239,12 +261,14 @@ def _check_dataset_types(raw: dict[str, Any], mode: str, report: Report) -> None
 
 
 def _check_beta(cfg: Any, report: Report) -> None:
-    beta = cfg.rl_beta
+    """The beta the run trains with: ``trl.beta`` when set (axolotl passes it first), else ``rl_beta``."""
+    trl_beta = (cfg.trl or {}).get("beta")
+    key, beta = ("trl.beta", trl_beta) if trl_beta is not None else ("rl_beta", cfg.rl_beta)
     if beta is not None and not BETA_RANGE[0] <= beta <= BETA_RANGE[1]:
         report.add(
             "warning",
-            "rl_beta",
-            f"rl_beta: {beta} is outside the usual range [{BETA_RANGE[0]}, {BETA_RANGE[1]}]; "
+            key,
+            f"{key}: {beta} is outside the usual range [{BETA_RANGE[0]}, {BETA_RANGE[1]}]; "
             "the paper uses 0.01",
         )
 
@@ -255,7 +279,17 @@ def _check_sort_size(cfg: Any, mode: str, n_gpu: int, report: Report) -> None:
     ranks = 1 if scope == "local" else n_gpu
     accumulation = (cfg.gradient_accumulation_steps or 1) if scope == "step" else 1
     size = per_device * ranks * accumulation
-    unit = "pairs" if mode == "paired" else "samples"
+    unit = BY_NAME[mode].unit
+    if scope == "step":
+        report.add(
+            "info",
+            "aot_sort_scope",
+            "step: each micro-batch's gradient pass replays the random state (torch's CPU and CUDA "
+            "generators) "
+            "of its scoring pass, so dropout and router jitter give the rewards that were coupled; other "
+            "randomness (Python, NumPy) and nondeterministic GPU kernels are not replayed: the training log "
+            "warns if the two passes' log-probs differ by more than a relative 1e-4",
+        )
     if size >= MIN_SORT_SIZE:
         return
     fix = "raise micro_batch_size"

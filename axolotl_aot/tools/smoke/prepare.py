@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 
+from axolotl_aot.integration.modes import BY_RL
 from axolotl_aot.tools.records import is_local, iter_records
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 from axolotl_aot.tools.synthetic import DATA_DIR
 from axolotl_aot.tools.tiny_model import build_tiny_model
 
 PROBE = "axolotl_aot.tools.smoke.probe.SmokeProbe"
-MODES = {"aot": "paired", "aot_unpaired": "unpaired"}
 FLASH = {"flash_attention_2", "flash_attention_3", "flash_attention", "kernels-community/flash-attn"}
 # Keys of a real run that a smoke run must not act on: evaluation, uploads, resuming, warmup
 # (replaced by warmup_steps: 0: a warmup would leave the first steps at learning rate 0).
@@ -75,11 +75,11 @@ class Plan:
 
 def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -> Plan:
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or raw.get("rl") not in MODES:
+    if not isinstance(raw, dict) or raw.get("rl") not in BY_RL:
         raise ValueError(
             f"{config}: not an AOT config (rl must be aot or aot_unpaired); check it with aot-cli validate"
         )
-    mode = MODES[raw["rl"]]
+    mode = BY_RL[raw["rl"]].name
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = {k: v for k, v in raw.items() if k not in DROPPED}
     multi = bool(cfg.get("deepspeed") or cfg.get("fsdp") or cfg.get("fsdp_config"))

@@ -2,8 +2,9 @@
 
 The file (``$AOT_SMOKE_OBSERVATIONS``) is rewritten after every event, so a run that dies
 still leaves what it reached. Observations are read back from the live objects: the model's
-attention kernel and 4-bit modules, every micro-batch's loss, the gradients before each
-optimizer step, the weights after it, the reference log-probs, the saved checkpoint reloaded.
+attention kernel and 4-bit modules, every micro-batch's loss (for finiteness) and every logged
+loss (the number the training log shows), the gradients before each optimizer step, the
+weights after it, the reference log-probs, the saved checkpoint reloaded.
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ def _wrap_reference(trainer: Any) -> None:
 
 
 def _wrap_training_step(trainer: Any) -> None:
-    """Every micro-batch's raw loss: the logged loss hides NaN (``logging_nan_inf_filter``)."""
+    """Every micro-batch's loss, to find a NaN: the logged loss hides it (``logging_nan_inf_filter``).
+
+    Not the loss to show: the Trainer returns it divided by the accumulation steps (it sums
+    them into the logged loss), so it reads ln 2 / gradient_accumulation_steps where the log
+    says ln 2. The loss shown is the logged one (``SmokeCallback.on_log``).
+    """
     step = trainer.training_step
 
     def observed(*args: Any, **kwargs: Any) -> Any:
@@ -170,6 +176,8 @@ class SmokeCallback(TrainerCallback):
     ) -> None:
         if logs and "aot/sort_size" in logs:
             OBSERVED.record("sort_sizes", [*OBSERVED.get("sort_sizes", []), logs["aot/sort_size"]])
+        if logs and "loss" in logs:  # the training loss, as the log and trainer_state.json show it
+            OBSERVED.record("logged_losses", [*OBSERVED.get("logged_losses", []), float(logs["loss"])])
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:

@@ -178,7 +178,9 @@ def _training(obs: dict[str, Any], done: subprocess.CompletedProcess) -> list[Ro
     elif bad:
         rows.append(failed("loss finite", f"non-finite loss at micro-batch {bad[0]} of {len(losses)}: {fix}"))
     else:
-        rows.append(ok("loss finite", f"{len(losses)} micro-batches, last loss {losses[-1]:.4g}"))
+        logged = obs.get("logged_losses", [])  # per optimizer step, as the training log shows them
+        last = f"last logged loss {logged[-1]:.4g}" if logged else "no loss logged"
+        rows.append(ok("loss finite", f"{len(losses)} micro-batches, {last}"))
     norms = [g["norm"] for g in grads]
     if not grads:
         rows.append(failed("gradients finite and non-zero", "no optimizer step was reached"))

@@ -1,0 +1,62 @@
+"""The two AOT modes and everything that follows from a config's ``rl:`` value.
+
+``rl: aot`` trains on paired rows through axolotl's DPO data pipeline; ``rl: aot_unpaired`` on
+unpaired rows through its KTO pipeline. The plugin, the config checks, the data checks,
+``aot-cli validate``, ``report`` and ``smoke`` all read this one map instead of restating it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One AOT mode: its ``rl:`` value and how it maps onto axolotl and TRL."""
+
+    rl: str  # the YAML value
+    name: str  # ``aot_mode``, which the plugin records: paired or unpaired
+    axolotl_rl: str  # the rl axolotl validates and builds, whose data pipeline is reused
+    trainer: str  # dotted path of the trainer class (axolotl's ``trainer_cls``)
+    columns: tuple[str, ...]  # what the mode's dataset types produce per row
+    unit: str  # what one sort counts
+    chat_type: str  # the dataset type for chat-format rows
+    loss_type: str | None  # the TRL ``loss_type`` the plugin sets (KTO's without the KL pass)
+
+    @property
+    def paired(self) -> bool:
+        return self.name == "paired"
+
+
+PAIRED = Mode(
+    rl="aot",
+    name="paired",
+    axolotl_rl="dpo",
+    trainer="axolotl_aot.integration.trainers.AOTPairedTrainer",
+    columns=("prompt", "chosen", "rejected"),
+    unit="pairs",
+    chat_type="chat_template.argilla_chat",
+    loss_type=None,
+)
+UNPAIRED = Mode(
+    rl="aot_unpaired",
+    name="unpaired",
+    axolotl_rl="kto",
+    trainer="axolotl_aot.integration.trainers.AOTUnpairedTrainer",
+    columns=("prompt", "completion", "label"),
+    unit="samples",
+    chat_type="axolotl_aot_chat.unpaired",
+    loss_type="apo_zero_unpaired",
+)
+MODES: tuple[Mode, ...] = (PAIRED, UNPAIRED)
+BY_RL: dict[str, Mode] = {mode.rl: mode for mode in MODES}
+BY_NAME: dict[str, Mode] = {mode.name: mode for mode in MODES}
+# The row family of the other preference methods axolotl trains, for comparing runs in a report.
+OTHER_METHODS: dict[str, Mode] = {"dpo": PAIRED, "ipo": PAIRED, "simpo": PAIRED, "kto": UNPAIRED}
+
+
+def of_config(cfg: object) -> Mode | None:
+    """The mode of a config (a dict or axolotl's ``DictDefault``, rewritten by the plugin or not)."""
+    get = cfg.get if hasattr(cfg, "get") else lambda key: getattr(cfg, key, None)
+    name = get("aot_mode")
+    return BY_NAME.get(name) if name else BY_RL.get(get("rl"))
