@@ -94,13 +94,16 @@ def command(config: Path, launcher: str = "python", processes: int = 1) -> list[
     return [*launch, "--mixed_precision", "no", "--dynamo_backend", "no", *entry]
 
 
-def train(config: Path, launcher: str = "python", processes: int = 1) -> subprocess.CompletedProcess:
+def train(
+    config: Path, launcher: str = "python", processes: int = 1, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(config, launcher, processes),
         cwd=config.parent,
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )
 
 

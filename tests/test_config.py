@@ -19,10 +19,13 @@ from axolotl_aot.tools.config import load_and_validate
         ("aot.yml", "paired", "dpo", "AOTPairedTrainer"),
         ("aot_unpaired.yml", "unpaired", "kto", "AOTUnpairedTrainer"),
         ("aot_multigpu.yml", "paired", "dpo", "AOTPairedTrainer"),
+        ("aot_fsdp2.yml", "paired", "dpo", "AOTPairedTrainer"),
+        ("aot_zero3.yml", "paired", "dpo", "AOTPairedTrainer"),
     ],
 )
 def test_gpu_examples_validate_on_cpu_without_a_model(name, mode, base_rl, trainer):
-    cfg = load_and_validate(ROOT / "example_yamls" / name, as_gpu=True, n_gpu=8 if "multi" in name else 1)
+    multi = name in ("aot_multigpu.yml", "aot_fsdp2.yml", "aot_zero3.yml")
+    cfg = load_and_validate(ROOT / "example_yamls" / name, as_gpu=True, n_gpu=8 if multi else 1)
     assert (cfg.aot_mode, str(cfg.rl.value), cfg.trainer_cls) == (
         mode,
         base_rl,
@@ -31,10 +34,13 @@ def test_gpu_examples_validate_on_cpu_without_a_model(name, mode, base_rl, train
     assert cfg.rl_beta == 0.01
     assert cfg.attn_implementation == "flash_attention_2"
     assert cfg.aot_sort_scope == "world"
-    if name != "aot_multigpu.yml":
+    if not multi:
         assert (cfg.adapter, cfg.load_in_4bit, str(cfg.optimizer)) == ("qlora", True, "paged_adamw_32bit")
+    elif name == "aot_fsdp2.yml":  # LoRA on bf16 weights: 4-bit does not mix with FSDP2 for RL
+        assert (cfg.fsdp_version, cfg.adapter, bool(cfg.load_in_4bit)) == (2, "lora", False)
     else:
         assert Path(ROOT / cfg.deepspeed).is_file()
+        assert (name == "aot_zero3.yml") == (cfg.adapter is None)  # ZeRO-3: full fine-tuning
 
 
 @pytest.mark.parametrize("mode", ["paired", "unpaired"])

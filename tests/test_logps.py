@@ -182,3 +182,44 @@ def test_a_training_step_never_allocates_the_vocabulary_logits():
     full = largest_allocation(lambda: step(0, **given))  # the policy pass alone
     assert full >= logits_bytes
     assert 4 * ours <= logits_bytes, (ours, logits_bytes)
+
+
+def test_a_partitioned_head_is_gathered_in_forward_and_again_in_backward():
+    """What ZeRO-3 does to the head outside its module's forward (the weight's storage emptied) and
+    what ``gather`` undoes: the log-probs and gradients equal those of the whole weight."""
+    import contextlib
+
+    model = tiny("llama-untied")
+    ids, attention, completion = batch("right")
+    expected = full_logps(model, ids, attention, completion)
+    expected.sum().backward()
+    head = model.get_output_embeddings().weight
+    expected_grad, whole = head.grad.clone(), head.data.clone()
+    model.zero_grad()
+    head.data = torch.empty(0, dtype=head.dtype)  # partitioned: nothing of it on this rank
+    entered = []
+
+    @contextlib.contextmanager
+    def gather(weight: torch.Tensor, bias: torch.Tensor | None):
+        assert weight is head and bias is None
+        entered.append(len(entered))
+        head.data = whole
+        try:
+            yield
+        finally:
+            head.data = torch.empty(0, dtype=head.dtype)
+
+    chunked = chunked_head(model, gather=gather)
+    assert not isinstance(chunked, str), chunked
+    got = sequence_logps(chunked, ids, attention, completion, chunk_size=4).logps
+    assert entered == [0] and head.numel() == 0  # forward: gathered, then partitioned again
+    (grad,) = torch.autograd.grad(got.sum(), [head])
+    assert entered == [0, 1]  # backward recomputed the chunks with the whole weight
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+def test_a_partitioned_head_without_a_gather_falls_back_with_the_reason():
+    model = tiny("llama-untied")
+    model.get_output_embeddings().weight.ds_id = 7  # how DeepSpeed ZeRO-3 marks its parameters
+    assert "partitioned by DeepSpeed ZeRO-3" in chunked_head(model)

@@ -369,3 +369,63 @@ def test_no_temporary_folder_is_left_behind(paired_run, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(json.loads(done.stdout)["runs"]["cfg"]["checkpoints"]) == 2
     assert sorted(p.name for p in scratch.iterdir()) == []
+
+
+@pytest.mark.training
+def test_outputs_that_do_not_load_as_saved_are_errors_naming_the_fix(paired_run, adapter_run, tmp_path):
+    """Sharded engines' folders without whole weights, and weights whose names do not match (loaders
+    only warn and keep the initial weights there): an error, never a score of an untrained model."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    config, out = paired_run
+    adapter_config, adapter_out = adapter_run
+
+    def folder(name: str, source: Path, keep: tuple[str, ...]) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        for file in keep:
+            shutil.copy(source / file, path / file)
+        return path
+
+    zero3 = folder("zero3", out / "checkpoint-6", ("config.json",))
+    (zero3 / "global_step6").mkdir()
+    fsdp = folder("fsdp", out / "checkpoint-6", ("config.json",))
+    (fsdp / "pytorch_model_fsdp_0").mkdir()
+    partial = folder(
+        "partial", out / "checkpoint-6", ("config.json", "tokenizer.json", "tokenizer_config.json")
+    )
+    weights = load_file(out / "checkpoint-6/model.safetensors")
+    weights.pop("lm_head.weight")
+    save_file(weights, partial / "model.safetensors", metadata={"format": "pt"})
+    prefixless = folder("prefixless", adapter_out, ("adapter_config.json",))
+    adapter = load_file(adapter_out / "adapter_model.safetensors")
+    save_file(
+        {k.removeprefix("base_model.model."): v for k, v in adapter.items()},
+        prefixless / "adapter_model.safetensors",
+    )
+    cases = [
+        (zero3, config, "stage3_gather_16bit_weights_on_model_save: true"),
+        (zero3, config, "zero_to_fp32.py"),
+        (fsdp, config, "axolotl.cli.merge_sharded_fsdp_weights CONFIG --output_dir"),
+        (partial, config, "['lm_head.weight']): they would be scored at their random initialisation"),
+        (prefixless, adapter_config, "the keys lack PEFT's 'base_model.model.' prefix"),
+    ]
+    for checkpoint, cfg, message in cases:
+        data = TEST_PAIRS if cfg is config else TEST_UNPAIRED
+        args = [
+            "report",
+            str(checkpoint),
+            "--config",
+            str(cfg),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (message, result.output)
+        flat = "".join(ch for ch in result.output if not ch.isspace() and ch != "│")
+        assert "".join(message.split()) in flat, result.output
+        assert "Traceback" not in result.output

@@ -366,3 +366,41 @@ def test_the_grpo_field_list_is_axolotls_trl_section():
         "trl.router_aux_loss_coef",
         TRL_OTHER,
     }
+
+
+# (d) settings that do not mix with a sharded engine ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "changes", "key", "text"),
+    [
+        ("paired", {"precompute_ref_log_probs": True}, "precompute_ref_log_probs", "TRL issue #6470"),
+        (
+            "unpaired",
+            {"precompute_ref_log_probs": True},
+            "precompute_ref_log_probs",
+            "opens before it is written",
+        ),
+        ("paired", {"adapter": "qlora", "load_in_4bit": True}, "load_in_4bit", "QLoRA with DeepSpeed"),
+    ],
+)
+def test_settings_that_do_not_mix_with_fsdp2_fail_the_config_and_validate(tmp_path, mode, changes, key, text):
+    fsdp2 = {"fsdp_version": 2, "fsdp_config": {"transformer_layer_cls_to_wrap": "LlamaDecoderLayer"}}
+    path = tiny_config(tmp_path, mode, **fsdp2, **changes)
+    with pytest.raises(ValidationError) as error:
+        load_and_validate(path)
+    assert "fsdp_version: 2" in str(error.value)
+    result = CliRunner().invoke(app, ["validate", str(path), "--json"])
+    assert result.exit_code == 1
+    found = [p for p in json.loads(result.stdout)[0]["problems"] if p["severity"] == "error"]
+    assert any(text in p["message"] and "fsdp_version: 2" in p["message"] for p in found), found
+    assert setting_problems(yaml.safe_load(path.read_text()))[0].key == key
+    assert not setting_problems(
+        {**yaml.safe_load(path.read_text()), "fsdp_version": None, "fsdp_config": None}
+    )
+
+
+def test_fsdp1_is_warned_for_its_full_logits():
+    (problem,) = setting_problems({"rl": "aot", "fsdp_config": {"reshard_after_forward": True}})
+    assert (problem.key, problem.kind) == ("fsdp_version", "warned")
+    assert "full [tokens, vocab] logits" in problem.message

@@ -79,7 +79,7 @@ def test_json_errors_are_objects_on_stdout(tmp_path):
 
 
 @pytest.mark.training
-@pytest.mark.parametrize("name", ["aot.yml", "aot_unpaired.yml", "aot_multigpu.yml"])
+@pytest.mark.parametrize("name", ["aot.yml", "aot_unpaired.yml", "aot_multigpu.yml", "aot_fsdp2.yml"])
 def test_gpu_examples_on_this_machine(tmp_path, monkeypatch, name):
     monkeypatch.chdir(ROOT)  # the example's deepspeed path is relative to the repository root
     rows = by_name(run_smoke(ROOT / "example_yamls" / name, steps=1, workdir=tmp_path))
@@ -88,9 +88,15 @@ def test_gpu_examples_on_this_machine(tmp_path, monkeypatch, name):
     if CPU:  # GPU-only settings are reported, never claimed
         expected = {"CUDA", "attention kernel requested", "mixed precision", "flash-attn"}
         expected |= {"deepspeed launch", "deepspeed"} if cfg.get("deepspeed") else set()
+        expected |= {"fsdp launch"} if cfg.get("fsdp_version") else set()
         assert {n for n, row in rows.items() if row.status == "not run here"} >= expected
         assert all(rows[n].status != "ok" for n in expected)
         assert rows["attention kernel"].detail.startswith("sdpa")
+        if cfg.get("deepspeed") or cfg.get("fsdp_version"):  # two CPU ranks: the gather really checked
+            assert rows["cross-rank gather"].status == "ok"
+            assert rows["cross-rank gather"].detail.endswith("over 2 ranks")
+            launch = rows["deepspeed launch" if cfg.get("deepspeed") else "fsdp launch"].detail
+            assert "ran as 2 CPU ranks of plain data parallelism" in launch
     smoke = yaml.safe_load((tmp_path / "smoke.yml").read_text())
     model = json.loads((Path(smoke["base_model"]) / "config.json").read_text())
     if cfg.get("load_in_4bit"):  # every linear layer of every decoder layer: q, k, v, o, gate, up, down

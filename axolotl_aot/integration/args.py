@@ -307,7 +307,7 @@ def setting_problems(data: dict[str, Any], mode: str | None = None) -> list[Sett
     if mode not in RL_NAME:
         return []
     rl = RL_NAME[mode]
-    problems = list(_beta_problems(data, rl))
+    problems = [*_beta_problems(data, rl), *_engine_problems(data, rl)]
     trl = data.get("trl") if isinstance(data.get("trl"), dict) else {}
     keys = [*SETTINGS, *(f"trl.{name}" for name in trl if f"trl.{name}" not in SETTINGS)]
     for key in keys:
@@ -330,6 +330,45 @@ def setting_problems(data: dict[str, Any], mode: str | None = None) -> list[Sett
             message = f"{key}: {value!r} has no effect with rl: {rl}: {setting.why(mode)}.{fix}"
         problems.append(SettingProblem(key, kind, message))
     return problems
+
+
+def _engine_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
+    """Settings that do not mix with the sharded engine the config asks for (docs/sharded.md)."""
+    fsdp2 = (
+        str(data.get("fsdp_version")) == "2"
+        or str((data.get("fsdp_config") or {}).get("fsdp_version")) == "2"
+    )
+    if fsdp2 and _truthy(data.get("precompute_ref_log_probs")):
+        yield SettingProblem(
+            "precompute_ref_log_probs",
+            "refused",
+            f"precompute_ref_log_probs: true cannot be used with fsdp_version: 2 for rl: {rl}: "
+            + (
+                "TRL's DPO trainer fingerprints the model by converting its weights to numpy, which "
+                "FSDP2's sharded DTensor weights refuse (TRL issue #6470)"
+                if rl == "aot"
+                else "TRL's KTO trainer caches the precomputed log-probs in a file that the second rank "
+                "opens before it is written (measured on 2 ranks)"
+            )
+            + ". Remove precompute_ref_log_probs (the reference pass then runs with each step)",
+        )
+    if fsdp2 and (_truthy(data.get("load_in_4bit")) or _truthy(data.get("load_in_8bit"))):
+        key = "load_in_4bit" if _truthy(data.get("load_in_4bit")) else "load_in_8bit"
+        yield SettingProblem(
+            key,
+            "refused",
+            f"{key}: true cannot be used with fsdp_version: 2 for rl: {rl}: axolotl refuses quantised base "
+            "weights under FSDP2 for preference training (check_fsdp2_base_model_quant_rl). Use LoRA on "
+            "bf16 weights under FSDP2, or QLoRA with DeepSpeed (deepspeed: zero2.json)",
+        )
+    if (data.get("fsdp") or data.get("fsdp_config")) and not fsdp2:
+        yield SettingProblem(
+            "fsdp_version",
+            "warned",
+            f"fsdp_version: {data.get('fsdp_version', 1)!r} (FSDP1) has a cost with rl: {rl}: FSDP1 "
+            "flattens the LM head into its shards, so the AOT log-probs use the full [tokens, vocab] "
+            "logits. Set fsdp_version: 2 to keep the chunked log-probs",
+        )
 
 
 def _beta_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:

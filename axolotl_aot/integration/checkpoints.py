@@ -32,9 +32,17 @@ def incomplete(checkpoint: Path) -> str | None:
         return f"{checkpoint} has no trainer_state.json (the run stopped while saving it)"
     except (ValueError, KeyError, TypeError):
         return f"{state} is not a complete trainer state (the run stopped while writing it)"
-    if not any((checkpoint / name).exists() for name in WEIGHTS):
+    if not any((checkpoint / name).exists() for name in WEIGHTS) and not sharded_weights(checkpoint):
         return f"{checkpoint} holds no model or adapter weights"
     return None
+
+
+def sharded_weights(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` holds a sharded engine's complete weights: FSDP's ``SHARDED_STATE_DICT``
+    (a torch.distributed.checkpoint folder, whose ``.metadata`` is written last) or DeepSpeed ZeRO's
+    per-rank model states."""
+    fsdp = any((folder / ".metadata").exists() for folder in checkpoint.glob("pytorch_model_fsdp_*"))
+    return fsdp or any(checkpoint.glob("global_step*/*model_states.pt"))
 
 
 def resume_checkpoint(output_dir: str, resume_from: str | None, auto_resume: bool) -> str | None:

@@ -19,7 +19,9 @@ What differs and how it is handled:
   ``ForwardRedirection`` (runs a method of the wrapped module through the wrapper's forward, so
   DDP/DeepSpeed hooks fire when the trainers call the backbone directly), ``use_adapter`` (the LoRA
   adapter disabled, or TRL's ``ref`` adapter active, for the reference pass) and
-  ``disable_gradient_checkpointing`` (off around the no-grad reference forward).
+  ``disable_gradient_checkpointing`` (off around the no-grad reference forward), and
+  ``maybe_gather_lm_head_ctx`` (public in ``trl.trainer.utils``: DeepSpeed ZeRO-3's partitioned LM
+  head made whole for the chunked log-probs, a no-op otherwise).
 - Given a trained PEFT adapter and no reference model, TRL (1.9 and 1.14) copies the adapter into a
   frozen "ref" adapter and scores the reference with it (``drop_trl_ref_adapter``).
 - For ``rl: dpo``/``kto`` with an adapter, axolotl's model loader (0.19 and 0.21) never reads
@@ -44,7 +46,7 @@ from axolotl.core.training_args import AxolotlKTOConfig
 from axolotl.utils.data.rl import _load_split as load_split
 from trl.models.utils import _ForwardRedirection as ForwardRedirection
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import selective_log_softmax, use_adapter
+from trl.trainer.utils import maybe_gather_lm_head_ctx, selective_log_softmax, use_adapter
 
 from axolotl_aot import PLUGIN
 
@@ -60,6 +62,7 @@ __all__ = [
     "drop_trl_ref_adapter",
     "load_saved_adapter",
     "load_split",
+    "maybe_gather_lm_head_ctx",
     "plugin_autoloaded",
     "selective_log_softmax",
     "skip_cuda_peer_probe",

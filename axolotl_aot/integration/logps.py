@@ -16,10 +16,17 @@ policy pass needs nothing of the model's full forward.
 ``chunked_head`` says whether a model's head can be reproduced exactly (a plain linear map,
 optionally followed by a known logit scale or soft-capping) and otherwise why not, so the
 caller can fall back to the full logits. Pure torch: nothing here knows of trainers.
+
+Sharded heads (docs/logps.md, "Sharded engines"): under FSDP2 the weight is a DTensor, gathered
+once per pass with ``full_tensor()`` (its backward reduce-scatters the gradient onto the shard);
+under DeepSpeed ZeRO-3 it is partitioned outside its module's forward, which the chunked matmul
+bypasses, so the caller passes a ``gather`` context (TRL's ``maybe_gather_lm_head_ctx``) that the
+autograd Function enters in forward and again in backward.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 # model_type -> (config attribute, how it maps the logits), read from each family's
 # ``ForCausalLM.forward``: these apply ``lm_head`` and then at most this one transformation.
@@ -37,6 +45,7 @@ PLAIN_HEADS = frozenset(
         "olmo2", "smollm3", "starcoder2",
     }
 )  # fmt: skip
+ParamGather = Callable[..., contextlib.AbstractContextManager]  # (*params) -> context: full params inside
 LOGIT_SCALE_ATTR = "logit_scale"  # Cohere: logits * logit_scale
 LOGIT_DIVISOR_ATTR = "logits_scaling"  # Granite: logits / logits_scaling
 SOFTCAP_ATTR = "final_logit_softcapping"  # Gemma 2/3: cap * tanh(logits / cap)
@@ -50,6 +59,7 @@ class LMHead:
     bias: torch.Tensor | None = None
     scale: float = 1.0
     softcap: float | None = None
+    gather: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # ZeRO-3: full params
 
 
 class TokenStats(NamedTuple):
@@ -107,15 +117,25 @@ class ChunkedModel:
     scale: float
     softcap: float | None
     router_aux: RouterAux | None = None  # the model's own load-balancing loss of its router logits
+    gather: ParamGather | None = None  # makes partitioned (ZeRO-3) head parameters whole
 
     def head(self) -> LMHead:
-        """The head's current parameters (read at each call: optimizers update them in place)."""
-        return LMHead(self.head_module.weight, self.head_module.bias, self.scale, self.softcap)
+        """The head's current parameters (read at each call: optimizers update them in place), an
+        FSDP2 DTensor weight gathered whole."""
+        weight, bias = self.head_module.weight, self.head_module.bias
+        if isinstance(weight, DTensor):
+            weight = weight.full_tensor()
+            bias = bias.full_tensor() if isinstance(bias, DTensor) else bias
+        if self.gather is None:
+            return LMHead(weight, bias, self.scale, self.softcap)
+        gather = self.gather
+        return LMHead(weight, bias, self.scale, self.softcap, lambda: gather(weight, bias))
 
 
-def chunked_head(model: nn.Module) -> ChunkedModel | str:
+def chunked_head(model: nn.Module, gather: ParamGather | None = None) -> ChunkedModel | str:
     """``model`` (a ``*ForCausalLM``, optionally inside a PEFT model) as backbone + exact head,
-    or the reason it cannot be reproduced without the model's own forward."""
+    or the reason it cannot be reproduced without the model's own forward. ``gather`` makes
+    DeepSpeed ZeRO-3's partitioned head parameters whole; without it such a head is refused."""
     if hasattr(model, "get_base_model"):  # PEFT: LoRA layers are injected in place, so the
         model = model.get_base_model()  # inner model's backbone still runs the adapters
     config = getattr(model, "config", None)
@@ -125,8 +145,8 @@ def chunked_head(model: nn.Module) -> ChunkedModel | str:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if type(head) is not nn.Linear:  # a LoRA layer, a quantised or wrapped head
         return f"the LM head is a {type(head).__name__}, not a plain torch.nn.Linear"
-    if any(hasattr(p, "ds_id") or type(p).__name__ == "DTensor" for p in head.parameters()):
-        return "the LM head's weight is sharded (DeepSpeed ZeRO-3 or FSDP)"
+    if gather is None and any(hasattr(p, "ds_id") for p in head.parameters()):
+        return "the LM head's weight is partitioned by DeepSpeed ZeRO-3 and no gather was given"
     try:
         backbone = model.get_decoder()
     except (AttributeError, NotImplementedError):
@@ -137,7 +157,8 @@ def chunked_head(model: nn.Module) -> ChunkedModel | str:
     divisor = getattr(config, LOGIT_DIVISOR_ATTR, None)
     if divisor is not None:
         scale /= float(divisor)
-    return ChunkedModel(backbone, head, scale, getattr(config, SOFTCAP_ATTR, None), router_aux_loss(model))
+    softcap = getattr(config, SOFTCAP_ATTR, None)
+    return ChunkedModel(backbone, head, scale, softcap, router_aux_loss(model), gather)
 
 
 def router_aux_loss(model: nn.Module) -> RouterAux | None:
@@ -185,10 +206,11 @@ def gathered_logps(
     and with ``stats`` their ``TokenStats``."""
     predicts = completion_mask[:, 1:].bool()  # the hidden state at t predicts token t+1
     rows = torch.arange(len(input_ids), device=input_ids.device).unsqueeze(1).expand_as(predicts)[predicts]
-    per_token, *extras = _ChunkedLogps.apply(
-        hidden[:, :-1][predicts], head.weight, head.bias, input_ids[:, 1:][predicts], head.scale,
-        head.softcap, chunk_size, stats,
-    )  # fmt: skip
+    with head.gather():
+        per_token, *extras = _ChunkedLogps.apply(
+            hidden[:, :-1][predicts], head.weight, head.bias, input_ids[:, 1:][predicts], head.scale,
+            head.softcap, chunk_size, stats, head.gather,
+        )  # fmt: skip
     logps = per_token.new_zeros(len(input_ids)).index_add(0, rows, per_token)
     if not stats:
         return logps, None
@@ -199,8 +221,9 @@ def gathered_logps(
 
 def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int) -> torch.Tensor:
     """(tokens,) log-softmax (float32 or wider) of each target, ``chunk_size`` tokens at a time."""
-    args = (hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size, False)
-    return _ChunkedLogps.apply(*args)[0]
+    args = (hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size, False, head.gather)
+    with head.gather():
+        return _ChunkedLogps.apply(*args)[0]
 
 
 def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
@@ -230,7 +253,9 @@ class _ChunkedLogps(torch.autograd.Function):
     """log_softmax(cap(scale * (W h + b)))[target] per token; saves inputs and one float per token.
 
     With ``stats`` it also returns, without gradient, each token's entropy, mean logit and
-    whether its argmax is the target (empty tensors otherwise).
+    whether its argmax is the target (empty tensors otherwise). Forward and backward read the
+    weight inside ``gather()``: the caller applies it inside, so that autograd records the whole
+    weight's shape, and backward enters it again (ZeRO-3 re-partitions the weight in between).
     """
 
     @staticmethod
@@ -244,6 +269,7 @@ class _ChunkedLogps(torch.autograd.Function):
         softcap: float | None,
         chunk_size: int,
         stats: bool,
+        gather: Callable[[], contextlib.AbstractContextManager],
     ) -> tuple[torch.Tensor, ...]:
         dtype = _compute_dtype(hidden, weight)
         out = torch.empty(len(hidden), dtype=_accumulation_dtype(dtype), device=hidden.device)
@@ -263,11 +289,17 @@ class _ChunkedLogps(torch.autograd.Function):
                     correct[part] = (z.argmax(-1) == targets[part]).to(out.dtype)
         ctx.save_for_backward(hidden, weight, bias, targets, lse)
         ctx.settings = (scale, softcap, chunk_size, dtype)
+        ctx.gather = gather
         ctx.mark_non_differentiable(entropy, mean_logit, correct)
         return out, entropy, mean_logit, correct
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor, *_: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        with ctx.gather():
+            return (*_ChunkedLogps._backward(ctx, grad_out), None)
+
+    @staticmethod
+    def _backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         scale, softcap, chunk_size, dtype = ctx.settings
         need_h, need_w, need_b = ctx.needs_input_grad[:3]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
@@ -112,6 +113,18 @@ class AOTPlugin(BasePlugin):
                 )
             except ValueError as error:
                 raise SystemExit(f"axolotl-aot: {error}") from None
+
+    def post_train(self, cfg: Any, model: Any) -> None:
+        """After axolotl's final save: its FSDP2 LoRA adapter gets PEFT's keys back (``adapter_keys``)."""
+        if (
+            cfg.aot_mode
+            and cfg.adapter
+            and str(cfg.fsdp_version) == "2"
+            and os.environ.get("RANK", "0") == "0"
+        ):
+            from axolotl_aot.integration.adapter_keys import repair_fsdp2_adapter
+
+            repair_fsdp2_adapter(Path(cfg.output_dir), model)
 
     def pre_lora_load(self, cfg: Any, model: Any) -> None:
         """Under ``axolotl evaluate``, load the trained adapter of ``lora_model_dir``.

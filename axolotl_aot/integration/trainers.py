@@ -50,6 +50,7 @@ from axolotl_aot.integration.compat import (
     AxolotlKTOTrainer,
     ForwardRedirection,
     disable_gradient_checkpointing,
+    maybe_gather_lm_head_ctx,
     selective_log_softmax,
     use_adapter,
 )
@@ -400,19 +401,21 @@ class AOTLossMixin:
             stats=policy,
             aux_loss=aux_loss,
         )
-        if unwrapped is model:
+        if unwrapped is model and not self.is_fsdp_enabled:
             return logps(**tensors)
-        # Through the wrapper's forward (DDP, DeepSpeed): its hooks must see the backbone's forward.
+        # Through the wrapper's forward (DDP, DeepSpeed; FSDP2 shards in place, so ``unwrapped`` is
+        # ``model``): its hooks must see the backbone's forward, to gather parameters and arm the
+        # gradient reduction.
         return ForwardRedirection()(model, unwrapped, logps, **tensors)
 
     def _chunked_model(self, model: torch.nn.Module, aux_loss: bool = False) -> ChunkedModel | str:
         """The backbone and head to compute log-probs without the logits, or why the full logits are used."""
         if self.aot.aot_logits_chunk_size == 0:
             reason: ChunkedModel | str = "aot_logits_chunk_size is 0"
-        elif self.is_fsdp_enabled:
-            reason = "FSDP shards the LM head"
+        elif self.is_fsdp_enabled and not self.accelerator.is_fsdp2:
+            reason = "FSDP1 (fsdp_version: 1) flattens the LM head into its shards: use fsdp_version: 2"
         else:
-            reason = chunked_head(model)
+            reason = chunked_head(model, gather=maybe_gather_lm_head_ctx)
             if aux_loss and not isinstance(reason, str) and reason.router_aux is None:
                 reason = f"{type(model).__name__}'s router auxiliary loss is computed only by its own forward"
         if isinstance(reason, str) and reason not in self._logged_fallbacks:

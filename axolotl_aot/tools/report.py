@@ -52,6 +52,7 @@ from axolotl_aot.integration.training_args import config_settings
 from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.ot.losses import COSTS
 from axolotl_aot.tools.records import iter_records
+from axolotl_aot.tools.saved_models import check_loaded, unsaved_weights
 
 DATA_SUFFIX_TYPES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 # Preference methods the report scores besides AOT, by the rows their dataset types produce.
@@ -307,6 +308,9 @@ def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tup
     """(model, reference or None for adapters, tokenizer) of a checkpoint."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    problem = unsaved_weights(checkpoint)
+    if problem:
+        raise ValueError(problem)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     is_adapter = (checkpoint / "adapter_config.json").exists()
     if is_adapter:
@@ -317,9 +321,11 @@ def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tup
         )
         base = AutoModelForCausalLM.from_pretrained(ref or cfg.base_model or base_name, dtype=dtype)
         model, reference = PeftModel.from_pretrained(base, checkpoint), None
+        check_loaded(checkpoint, model)
         reference_name = ref or cfg.base_model or base_name
     else:
-        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype)
+        model, info = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, output_loading_info=True)
+        check_loaded(checkpoint, model, info)
         reference_name = ref or cfg.base_model
         reference = AutoModelForCausalLM.from_pretrained(reference_name, dtype=dtype)
     tokenizer_source = checkpoint if (checkpoint / "tokenizer_config.json").exists() else reference_name

@@ -23,6 +23,7 @@ from axolotl_aot.tools.synthetic import DATA_DIR
 from axolotl_aot.tools.tiny_model import build_tiny_model
 
 PROBE = "axolotl_aot.tools.smoke.probe.SmokeProbe"
+CPU_RANKS = 2  # a multi-process config on a CPU: plain data parallelism over gloo, its engine dropped
 FLASH = {"flash_attention_2", "flash_attention_3", "flash_attention", "kernels-community/flash-attn"}
 # Keys of a real run that a smoke run must not act on: evaluation, uploads, resuming, warmup
 # (replaced by warmup_steps: 0: a warmup would leave the first steps at learning rate 0).
@@ -83,7 +84,8 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = {k: v for k, v in raw.items() if k not in DROPPED}
     multi = bool(cfg.get("deepspeed") or cfg.get("fsdp") or cfg.get("fsdp_config"))
-    processes = gpus if cuda and multi and gpus > 1 else 1
+    processes = (gpus if gpus > 1 else 1) if cuda else CPU_RANKS
+    processes = processes if multi else 1
     plan = Plan(
         workdir, workdir / "smoke.yml", mode, "sdpa", "sdpa", bool(cfg.get("load_in_4bit")), cuda, processes
     )
@@ -225,7 +227,8 @@ def _data(cfg: dict[str, Any], mode: str, config: Path, out: Path, steps: int) -
 
 
 def _distributed(cfg: dict[str, Any], config: Path, plan: Plan) -> list[Row]:
-    """DeepSpeed JSON parsed and checked before anything starts; launched only where GPUs are."""
+    """DeepSpeed JSON parsed and checked before anything starts; the engines launched only where GPUs
+    are (a CPU runs the config as ``CPU_RANKS`` plain data-parallel ranks)."""
     rows = []
     deepspeed = cfg.get("deepspeed")
     if deepspeed:
@@ -255,7 +258,11 @@ def _distributed(cfg: dict[str, Any], config: Path, plan: Plan) -> list[Row]:
         ):
             if any([cfg.pop(key) for key in keys if key in cfg]):  # a list: pop every key
                 plan.skipped.append(
-                    not_run(f"{launcher} launch", "needs CUDA GPUs: the run here is one CPU process")
+                    not_run(
+                        f"{launcher} launch",
+                        f"needs CUDA GPUs: ran as {plan.processes} CPU ranks of plain data parallelism "
+                        f"(gloo) instead, without {launcher}'s sharding",
+                    )
                 )
     return rows
 

@@ -61,14 +61,11 @@ def run_smoke(config: str | Path, *, steps: int = 2, workdir: Path | None = None
 
 def _launch(plan: Plan) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
     entry = ["-m", "axolotl.cli.train", str(plan.config)]
-    if plan.processes > 1:
-        command = [
-            str(Path(sys.executable).parent / "accelerate"),
-            "launch",
-            "--num_processes",
-            str(plan.processes),
-            *entry,
-        ]
+    launchers = Path(sys.executable).parent
+    if plan.processes > 1 and plan.cuda:
+        command = [str(launchers / "accelerate"), "launch", "--num_processes", str(plan.processes), *entry]
+    elif plan.processes > 1:  # CPU ranks: torchrun, which the plugin turns into gloo data parallelism
+        command = [str(launchers / "torchrun"), "--nproc_per_node", str(plan.processes), *entry]
     else:
         command = [sys.executable, *entry]
     path = plan.workdir / "observations.json"
