@@ -152,3 +152,17 @@ def test_ranks_that_would_train_on_the_same_data_are_refused(tmp_path):
     (tmp_path / "ok").mkdir()
     spawn(sharding_guard_worker, True, str(tmp_path / "ok"))
     assert [(tmp_path / f"ok/{rank}.txt").read_text() for rank in range(2)] == ["", ""]
+
+
+@pytest.mark.parametrize("mode", ["paired", "unpaired"])
+def test_precomputed_reference_log_probs_over_two_processes_are_refused_before_the_model_loads(
+    tmp_path, tiny_model, mode
+):
+    """TRL would crash on rank 1 reading back the cache file rank 0 wrote next to its own dataset copy."""
+    config = make_config(tmp_path, mode, tiny_model, max_steps=1, precompute_ref_log_probs=True)
+    done = train(with_dataset(config, small_dataset(tmp_path, mode, 16)), "torchrun", 2)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "precompute_ref_log_probs: true cannot be used with 2 processes" in output
+    assert "Remove precompute_ref_log_probs" in output
+    assert "FileNotFoundError" not in output and "Loading weights" not in output

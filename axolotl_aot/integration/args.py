@@ -347,8 +347,8 @@ def _engine_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
                 "TRL's DPO trainer fingerprints the model by converting its weights to numpy, which "
                 "FSDP2's sharded DTensor weights refuse (TRL issue #6470)"
                 if rl == "aot"
-                else "TRL's KTO trainer caches the precomputed log-probs in a file that the second rank "
-                "opens before it is written (measured on 2 ranks)"
+                else "TRL caches the precomputed log-probs next to rank 0's copy of the dataset, where the "
+                "other ranks do not look (so in any multi-process run)"
             )
             + ". Remove precompute_ref_log_probs (the reference pass then runs with each step)",
         )

@@ -52,6 +52,25 @@ def cpu_training_args() -> dict[str, Any]:
     return {"use_cpu": True} if cpu_data_parallel() else {}
 
 
+def check_precompute(cfg: Any) -> None:
+    """Refuse ``precompute_ref_log_probs`` in a multi-process run, where TRL (1.9, 1.14) cannot read back
+    what it precomputed.
+
+    TRL writes the reference log-probs into a cache file next to rank 0's copy of the training
+    set and every rank then opens that name next to its own copy; axolotl loads the set from a
+    different cache on the other ranks, so they fail with ``FileNotFoundError`` (measured under
+    torchrun with plain data parallelism, FSDP2 and ZeRO-3, paired and unpaired).
+    """
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1 and cfg.precompute_ref_log_probs:
+        raise ValueError(
+            f"precompute_ref_log_probs: true cannot be used with {processes} processes: TRL caches the "
+            "reference log-probs next to rank 0's copy of the dataset, and the other ranks look for the "
+            "file next to theirs (axolotl loads them from another cache), so they would crash. Remove "
+            "precompute_ref_log_probs (the reference pass then runs with each step), or train in one process"
+        )
+
+
 def check_data_sharding(trainer: Any) -> None:
     """Refuse to train when torch.distributed has more ranks than the Trainer shards data over.
 

@@ -24,6 +24,7 @@ from axolotl_aot.integration.data_checks import check_prepared_datasets
 from axolotl_aot.integration.evaluation import greater_is_better
 from axolotl_aot.integration.launch import (
     check_data_sharding,
+    check_precompute,
     cpu_device_map,
     cpu_ranks_without_cuda_probe,
     cpu_training_args,
@@ -78,6 +79,10 @@ class AOTPlugin(BasePlugin):
         cpu_device_map(cfg)
         if preprocess:  # `axolotl preprocess` only writes the prepared sets
             return None
+        try:
+            check_precompute(cfg)
+        except ValueError as error:
+            raise SystemExit(f"axolotl-aot: {error}") from None
         meta = load_preference_datasets(cfg=cfg)
         try:
             check_prepared_datasets(cfg, meta.train_dataset, meta.eval_dataset)
