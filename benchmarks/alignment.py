@@ -9,8 +9,8 @@ chosen = the higher reward) and unpaired (one sample per prompt, labelled by a r
 threshold, so positives and negatives come from different prompts and in unequal numbers).
 Every method then trains from the reference through ``python -m axolotl.cli.train`` at the
 same optimizer steps and the same completions seen per step (paired: 4 pairs x 8 accumulation;
-unpaired: 8 rows x 8): seed 0 at every beta (the reward-KL frontier), seeds 1 and 2 at the
-headline beta; ``rl: aot`` also with a local sort next to its whole-step sort. Each final
+unpaired: 8 rows x 8), every seed at every beta (the reward-KL frontier); ``rl: aot`` also
+with a local sort next to its whole-step sort at the headline beta. Each final
 model is judged on held-out prompts by its own samples (fixed seeds, several per prompt): mean
 reward, win rate over the reference's samples, and sampled KL(policy || reference) per token;
 and by ``aot-cli report``'s held-out dominance statistics of its implicit rewards
@@ -78,37 +78,32 @@ class Run:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one invocation trains. Every seed: every method at the ``headline`` beta, and
-    ``rl: aot`` with a local sort (the micro-batch) next to its whole-step sort. The
-    ``frontier_seeds`` also train every method at the other ``betas`` (the reward-KL frontier)."""
+    """What one invocation trains. Every seed: every method at every beta (the reward-KL
+    frontier), and ``rl: aot`` at the ``headline`` beta with a local sort (the micro-batch) next
+    to its whole-step sort."""
 
     seeds: tuple[int, ...]
-    frontier_seeds: tuple[int, ...]
     betas: tuple[float, ...]
     headline: float
     steps: int
     sft_steps: int
     eval_samples: int  # per held-out prompt
 
-    def runs(self, seed: int) -> list[Run]:
-        betas = self.betas if seed in self.frontier_seeds else (self.headline,)
+    def runs(self) -> list[Run]:
         scopes = {"aot": "step", "aot_unpaired": "step"}
-        planned = [Run(method, beta, scopes.get(method)) for method in METHODS for beta in betas]
+        planned = [Run(method, beta, scopes.get(method)) for method in METHODS for beta in self.betas]
         return [*planned, Run("aot", self.headline, "local")]
 
 
 FULL = Plan(
     seeds=(0, 1, 2),
-    frontier_seeds=(0,),
     betas=(0.03, 0.3, 1.0),
     headline=0.3,
     steps=20,
     sft_steps=300,
     eval_samples=4,
 )
-QUICK = Plan(
-    seeds=(0,), frontier_seeds=(), betas=(0.3,), headline=0.3, steps=8, sft_steps=150, eval_samples=2
-)
+QUICK = Plan(seeds=(0,), betas=(0.3,), headline=0.3, steps=8, sft_steps=150, eval_samples=2)
 
 
 def chat_prompt(prompt: str) -> str:
@@ -388,7 +383,7 @@ def run_seed(plan: Plan, seed: int, out: Path, jobs: int, collect: bool = False)
     )
     judge = Judge(base, seed, plan.eval_samples)
     rows = [{"method": "reference", "beta": None, "sort": None, "seed": seed, **judge.reference_row()}]
-    planned = plan.runs(seed)
+    planned = plan.runs()
     configs = [config(run, base, data, folder / run.name, seed, plan.steps) for run in planned]
     if collect:
         kept = [(run, path) for run, path in zip(planned, configs, strict=True) if recorded(path)]
@@ -453,46 +448,43 @@ def label(entry: dict[str, Any]) -> str:
     return f"{entry['method']} (sort {entry['sort']})" if entry["sort"] else entry["method"]
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """Mean reward against sampled KL per token, one line per method through its betas."""
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Reward against sampled KL per token, a panel per seed (its own reference and data), one
+    line per method through its betas."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(7, 5))
-    series: dict[str, list[dict[str, Any]]] = {}
-    for entry in summary["table"]:
-        series.setdefault(label(entry), []).append(entry)
-    for name, entries in series.items():
-        entries.sort(key=lambda e: e["kl"])
-        axis.errorbar(
-            [e["kl"] for e in entries],
-            [e["reward"] for e in entries],
-            xerr=[e.get("kl_sd", 0) for e in entries],
-            yerr=[e.get("reward_sd", 0) for e in entries],
-            marker="*" if name == "reference" else "o",
-            markersize=12 if name == "reference" else 5,
-            capsize=3,
-            label=name,
-        )
-        for e in entries:
-            if e["beta"] is not None:
-                axis.annotate(
-                    f"{e['beta']:g}",
-                    (e["kl"], e["reward"]),
-                    fontsize=7,
-                    alpha=0.7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-    axis.set(
-        xlabel="sampled KL(policy || reference) per token",
-        ylabel="mean ground-truth reward of samples",
-        title="held-out reward against KL (labels: beta; bars: sd over seeds)",
+    seeds = sorted({row["seed"] for row in rows})
+    fig, axes = plt.subplots(
+        1, len(seeds), figsize=(4.5 * len(seeds), 4.5), sharex=True, sharey=True, squeeze=False
     )
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize="small")
+    for axis, seed in zip(axes[0], seeds, strict=True):
+        series: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["seed"] == seed:
+                series.setdefault(label(row), []).append(row)
+        for name, entries in series.items():
+            entries.sort(key=lambda e: e["beta"] or 0.0)
+            reference = name == "reference"
+            axis.plot(
+                [e["kl"] for e in entries],
+                [e["reward"] for e in entries],
+                marker="*" if reference else "o",
+                markersize=12 if reference else 4,
+                label=name,
+            )
+            for e in entries:
+                if e["beta"] is not None:
+                    axis.annotate(
+                        f"{e['beta']:g}", (e["kl"], e["reward"]), fontsize=6, alpha=0.6,
+                        xytext=(3, 3), textcoords="offset points",
+                    )  # fmt: skip
+        axis.set(title=f"seed {seed}", xlabel="sampled KL(policy || reference) per token")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mean ground-truth reward of samples (labels: beta)")
+    axes[0][-1].legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -522,10 +514,8 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one seed, the headline beta, 8 steps (~5 min)")
-    parser.add_argument(
-        "--seed", type=int, nargs="+", help="run these seeds only (default 0 1 2; seed 0 at every beta)"
-    )
+    parser.add_argument("--quick", action="store_true", help="one seed, the headline beta, 8 steps (~4 min)")
+    parser.add_argument("--seed", type=int, nargs="+", help="run these seeds only (default 0 1 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs/alignment", help="results and runs")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once")
     parser.add_argument(
@@ -535,19 +525,20 @@ def main() -> None:
     plan = QUICK if options.quick else FULL
     if options.seed:
         plan = replace(plan, seeds=tuple(options.seed))
-    options.out.mkdir(parents=True, exist_ok=True)
+    out = options.out.resolve()  # the trainings run in their own folders
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows = []
     for seed in plan.seeds:
-        rows += run_seed(plan, seed, options.out, options.jobs, options.collect)
-        (options.out / "results.json").write_text(json.dumps(rows, indent=2))
+        rows += run_seed(plan, seed, out, options.jobs, options.collect)
+        (out / "results.json").write_text(json.dumps(rows, indent=2))
     summary = summarize(rows)
     summary["plan"] = {**asdict(plan), "minutes": (time.perf_counter() - start) / 60}
-    (options.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(summary, options.out / "frontier.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot(rows, out / "frontier.png")
     print(markdown(summary))
     print("spearman:", json.dumps(summary["spearman"], indent=1))
-    print(f"{options.out}/results.json, summary.json, frontier.png in {summary['plan']['minutes']:.1f} min")
+    print(f"{out}/results.json, summary.json, frontier.png in {summary['plan']['minutes']:.1f} min")
 
 
 if __name__ == "__main__":

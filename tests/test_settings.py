@@ -379,7 +379,7 @@ def test_the_grpo_field_list_is_axolotls_trl_section():
             "unpaired",
             {"precompute_ref_log_probs": True},
             "precompute_ref_log_probs",
-            "where the other ranks do not look",
+            "the other ranks look for the file next to theirs",
         ),
         ("paired", {"adapter": "qlora", "load_in_4bit": True}, "load_in_4bit", "QLoRA with DeepSpeed"),
     ],

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from axolotl_aot.integration.launch import PRECOMPUTE_ACROSS_RANKS
 from axolotl_aot.integration.modes import MODES
 from axolotl_aot.ot.losses import Cost
 
@@ -347,8 +348,7 @@ def _engine_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
                 "TRL's DPO trainer fingerprints the model by converting its weights to numpy, which "
                 "FSDP2's sharded DTensor weights refuse (TRL issue #6470)"
                 if rl == "aot"
-                else "TRL caches the precomputed log-probs next to rank 0's copy of the dataset, where the "
-                "other ranks do not look (so in any multi-process run)"
+                else f"{PRECOMPUTE_ACROSS_RANKS} (in any multi-process run)"
             )
             + ". Remove precompute_ref_log_probs (the reference pass then runs with each step)",
         )

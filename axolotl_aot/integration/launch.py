@@ -26,6 +26,10 @@ import torch
 from axolotl_aot.ot.distributed import world_size
 
 TORCHRUN = "torchrun --nproc_per_node N -m axolotl.cli.train CONFIG"
+PRECOMPUTE_ACROSS_RANKS = (
+    "TRL caches the reference log-probs next to rank 0's copy of the dataset, and the other ranks look for "
+    "the file next to theirs (axolotl loads them from another cache), so they would crash"
+)
 
 
 def cpu_data_parallel() -> bool:
@@ -64,10 +68,9 @@ def check_precompute(cfg: Any) -> None:
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes > 1 and cfg.precompute_ref_log_probs:
         raise ValueError(
-            f"precompute_ref_log_probs: true cannot be used with {processes} processes: TRL caches the "
-            "reference log-probs next to rank 0's copy of the dataset, and the other ranks look for the "
-            "file next to theirs (axolotl loads them from another cache), so they would crash. Remove "
-            "precompute_ref_log_probs (the reference pass then runs with each step), or train in one process"
+            f"precompute_ref_log_probs: true cannot be used with {processes} processes: "
+            f"{PRECOMPUTE_ACROSS_RANKS}. Remove precompute_ref_log_probs (the reference pass then runs "
+            "with each step), or train in one process"
         )
 
 

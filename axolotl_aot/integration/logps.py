@@ -206,11 +206,8 @@ def gathered_logps(
     and with ``stats`` their ``TokenStats``."""
     predicts = completion_mask[:, 1:].bool()  # the hidden state at t predicts token t+1
     rows = torch.arange(len(input_ids), device=input_ids.device).unsqueeze(1).expand_as(predicts)[predicts]
-    with head.gather():
-        per_token, *extras = _ChunkedLogps.apply(
-            hidden[:, :-1][predicts], head.weight, head.bias, input_ids[:, 1:][predicts], head.scale,
-            head.softcap, chunk_size, stats, head.gather,
-        )  # fmt: skip
+    targets = input_ids[:, 1:][predicts]
+    per_token, *extras = _chunked(hidden[:, :-1][predicts], targets, head, chunk_size, stats)
     logps = per_token.new_zeros(len(input_ids)).index_add(0, rows, per_token)
     if not stats:
         return logps, None
@@ -221,9 +218,17 @@ def gathered_logps(
 
 def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int) -> torch.Tensor:
     """(tokens,) log-softmax (float32 or wider) of each target, ``chunk_size`` tokens at a time."""
-    args = (hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size, False, head.gather)
+    return _chunked(hidden, targets, head, chunk_size, False)[0]
+
+
+def _chunked(
+    hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int, stats: bool
+) -> tuple[torch.Tensor, ...]:
+    """``_ChunkedLogps`` applied inside the head's gather, so autograd records the whole weight."""
     with head.gather():
-        return _ChunkedLogps.apply(*args)[0]
+        return _ChunkedLogps.apply(
+            hidden, head.weight, head.bias, targets, head.scale, head.softcap, chunk_size, stats, head.gather
+        )
 
 
 def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
