@@ -441,7 +441,29 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for target in ("reward", "win_rate"):
             rho = spearmanr([row[key] for row in trained], [row[target] for row in trained]).statistic
             correlation[f"{key} vs {target}"] = float(rho)
-    return {"table": table, "spearman": correlation}
+    return {"table": table, "within_seed": within_seed(rows), "spearman": correlation}
+
+
+def within_seed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each trained run minus a baseline run of the same seed and beta (the seeds differ in their
+    reference and data, so these differences are sharper than the spreads): every method minus
+    DPO, and ``rl: aot``'s whole-step sort minus TRL's AOT (the micro-batch sort, the same loss)."""
+    runs = {(row["method"], row["beta"], row["sort"], row["seed"]): row for row in rows}
+    local = MICRO_BATCH["paired"]
+    groups = sorted({key[:3] for key in runs if key[0] not in ("reference", "dpo")}, key=str)
+    pairs = [(group, ("dpo", group[1], None)) for group in groups]
+    pairs += [(g, ("trl_aot", g[1], local)) for g in groups if g[0] == "aot" and g[2] != local]
+    entries = []
+    for group, baseline in pairs:
+        seeds = sorted(key[3] for key in runs if key[:3] == group and (*baseline, key[3]) in runs)
+        if not seeds:
+            continue
+        entry: dict[str, Any] = {"run": label(runs[(*group, seeds[0])]), "beta": group[1]}
+        entry["against"] = label(runs[(*baseline, seeds[0])])
+        for key in ("reward", "kl", "win_rate"):
+            entry[key] = [runs[(*group, seed)][key] - runs[(*baseline, seed)][key] for seed in seeds]
+        entries.append(entry)
+    return entries
 
 
 def label(entry: dict[str, Any]) -> str:
@@ -509,7 +531,24 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{e['seeds']} | {cell(e, 'reward', 3)} | {cell(e, 'kl', 4)} | {cell(e, 'win_rate', 3)} | "
             f"{cell(e, 'heldout_violation', 3)} | {cell(e, 'heldout_win_rate', 3)} |"
         )
+    lines += [
+        "",
+        "Within-seed differences: mean ± sd over the seeds (the values per seed):",
+        "",
+        "| run | beta | minus | reward | KL / token | win rate vs reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in summary["within_seed"]:
+        cells = [spread(e[key], 3 if key != "kl" else 4) for key in ("reward", "kl", "win_rate")]
+        lines.append(f"| {e['run']} | {e['beta']} | {e['against']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def spread(values: list[float], digits: int) -> str:
+    """``mean ± sd (v1, v2, ...)`` of within-seed differences."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    each = ", ".join(f"{v:+.{digits}f}" for v in values)
+    return f"{statistics.mean(values):+.{digits}f} ± {sd:.{digits}f} ({each})"
 
 
 def main() -> None:

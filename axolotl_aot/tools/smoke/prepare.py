@@ -84,7 +84,7 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = {k: v for k, v in raw.items() if k not in DROPPED}
     multi = bool(cfg.get("deepspeed") or cfg.get("fsdp") or cfg.get("fsdp_config"))
-    processes = 1 if not multi else max(gpus, 1) if cuda else CPU_RANKS
+    processes = (max(gpus, 1) if cuda else CPU_RANKS) if multi else 1
     plan = Plan(
         workdir, workdir / "smoke.yml", mode, "sdpa", "sdpa", bool(cfg.get("load_in_4bit")), cuda, processes
     )
