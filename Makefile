@@ -1,5 +1,5 @@
 # Two commands: `make test` and `make demo`. Both set up their venv on first use.
-# `make test-fast`: lint and the tests not marked `training` (no axolotl trainings, about a minute).
+# `make test-fast`: lint and the tests not marked `training` (no axolotl training run, a few minutes).
 # Two tested stacks, one suite:
 #   make test          .venv        Python 3.11, axolotl 0.19 (TRL 1.9), the CPU torch 2.13.0 build
 #   make test-latest   .venv-latest Python 3.12, the newest axolotl the pyproject admits, torch from
@@ -31,18 +31,20 @@ LAUNCH := $(BIN)/accelerate launch --cpu --num_processes 1 --num_machines 1 --mi
 
 .PHONY: test test-fast test-latest demo smoke lint format clean
 
-# The suite is mostly axolotl trainings in subprocesses: one pytest worker per core.
+# The suite is mostly axolotl trainings: one pytest worker per core, each process with one compute
+# thread; tests/conftest.py schedules them (tests/README.md).
 TEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --durations=10
 
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(PYTEST)
 
-# Everything but the tests marked `training` (subprocess trainings, torch.distributed workers).
+# Everything but the tests marked `training` (axolotl training runs, torch.distributed workers).
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not training"
+	$(PYTEST) -m "not training"
 
 test-latest:
 	@test -n "$(PYTHON_LATEST)" || { echo "make test-latest needs Python 3.12: install it (pyenv install 3.12) or pass PYTHON_LATEST=/path/to/python3.12"; exit 2; }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from forkserver import ForkServer
 from safetensors.torch import load_file
 
 from axolotl_aot.integration.checkpoints import incomplete
@@ -97,6 +100,9 @@ def command(config: Path, launcher: str = "python", processes: int = 1) -> list[
 def train(
     config: Path, launcher: str = "python", processes: int = 1, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
+    """``config`` trained through ``launcher``; a plain one-process launch is forked (``forkserver``)."""
+    if launcher == "python" and env is None:
+        return launch("axolotl.cli.train", config)
     return subprocess.run(
         command(config, launcher, processes),
         cwd=config.parent,
@@ -109,8 +115,23 @@ def train(
 
 def evaluate(config: Path) -> subprocess.CompletedProcess:
     """``python -m axolotl.cli.evaluate``: writes ``eval_summary.csv`` to the config's ``output_dir``."""
+    return launch("axolotl.cli.evaluate", config)
+
+
+_servers: dict[int, ForkServer] = {}  # this process's fork server, started on first use
+
+
+def launch(module: str, config: Path) -> subprocess.CompletedProcess:
+    """``python -m module config`` in the config's folder: forked from this worker's pre-imported
+    server when the environment is the one it started with, else a fresh interpreter."""
+    server = _servers.get(os.getpid())
+    if server is None and os.environ.get("AOT_TEST_FORK", "1") == "1":
+        server = _servers[os.getpid()] = ForkServer()
+        atexit.register(server.close)
+    if server is not None and server.serves(dict(os.environ)):
+        return server.run(module, [str(config)], config.parent, timeout=900)
     return subprocess.run(
-        [sys.executable, "-m", "axolotl.cli.evaluate", str(config)],
+        [sys.executable, "-m", module, str(config)],
         cwd=config.parent,
         capture_output=True,
         text=True,
@@ -147,11 +168,23 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
+def weight_change(weights: dict[str, torch.Tensor], model: Path) -> float:
+    """The largest change training made: to the base weights, or to LoRA's B (initialised to 0)."""
+    if any("lora_" in key for key in weights):
+        return max(v.abs().max().item() for k, v in weights.items() if "lora_B" in k)
+    return max_difference(weights, load_file(model / "model.safetensors"))
+
+
 AOT_METRICS = ("aot/violation_fraction", "aot/violation_area", "aot/win_rate", "aot/min_quantile_margin")
 
 
 def check_run(done: subprocess.CompletedProcess, out: Path, steps: int) -> list[dict]:
     assert done.returncode == 0, done.stderr[-4000:]
+    return check_logs(out, steps)
+
+
+def check_logs(out: Path, steps: int) -> list[dict]:
+    """The ``steps`` training logs of a run's last checkpoint, each with finite AOT metrics."""
     logs = [entry for entry in log_history(out) if "loss" in entry]
     assert len(logs) == steps
     for entry in logs:

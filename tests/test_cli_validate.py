@@ -125,7 +125,6 @@ def test_help_and_usage_errors():
     assert runner.invoke(app, ["validate", "x.yml", "--num-gpus", "0"]).exit_code == 2
 
 
-@pytest.mark.training
 def test_installed_executable(tmp_path, tiny):
     done = subprocess.run(
         [Path(sys.executable).parent / "aot-cli", "validate", tiny(tmp_path), "--json"],
@@ -252,7 +251,6 @@ def test_json_errors_are_objects_on_stdout(tmp_path):
         assert text in error["error"]
 
 
-@pytest.mark.training
 def test_importing_the_cli_changes_nothing_and_a_command_undoes_its_quiet_settings(tmp_path, tiny):
     """A library user's process: axolotl's logging as its import sets it up, then the CLI imported
     and run in-process. The command's --json stays clean, and afterwards warnings reach stdout."""

@@ -62,7 +62,9 @@ def test_rl_aot_without_plugins_line_trains_only_on_axolotl_021(tmp_path, tiny_m
         check_run(done, tmp_path / "out", 2)
     else:  # axolotl 0.19 validates rl against its own enum: the plugins line is required
         assert done.returncode != 0
-        assert "rl" in done.stderr and "aot" in done.stderr, done.stderr[-2000:]
+        error = done.stderr[done.stderr.index("validation error for AxolotlConfig") :]  # axolotl's schema
+        assert "\nrl\n" in error and "Input should be 'dpo'" in error, done.stderr[-2000:]
+        assert "input_value='aot'" in error
 
 
 @pytest.mark.training

@@ -258,7 +258,6 @@ def test_cli_bad_input_exit_codes(tmp_path, monkeypatch, args, code, message):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.training
 def test_installed_executable(tmp_path):
     src = write_mixed(tmp_path / "mixed.jsonl")
     done = subprocess.run(

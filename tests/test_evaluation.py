@@ -88,7 +88,6 @@ def paired_rows(count: int) -> list[dict]:
     return [fn(row) for row in jsonl(DATA / "parity_paired_test.jsonl")[:count]]
 
 
-@pytest.mark.training
 def test_unpaired_eval_ordered_by_label_equals_shuffled_and_the_whole_set(models, tmp_path):
     rows = unpaired_rows(21)
     ordered = sorted(rows, key=lambda row: not row["label"])  # all positives first: one-sided batches
@@ -205,7 +204,6 @@ def test_no_aot_run_evaluates_at_step_0_and_says_so_when_axolotl_would(monkeypat
     assert len(warnings) == 3
 
 
-@pytest.mark.training
 def test_the_saved_adapter_is_loaded_only_under_axolotl_evaluate(monkeypatch):
     # Training keeps axolotl's RL loading (LoRA config only); axolotl.evaluate.evaluate's frame
     # switches the loader to lora_model_dir's adapter between pre_ and post_lora_load.

@@ -22,8 +22,6 @@ from axolotl_aot.integration.trainers import AOTPairedTrainer
 from axolotl_aot.ot.losses import aot_paired_loss, aot_unpaired_loss
 from axolotl_aot.tools.tiny_model import build_tiny_model
 
-pytestmark = pytest.mark.training
-
 TRL_METRICS = ("logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected", "entropy")
 TRL_METRICS += ("mean_token_accuracy", "num_tokens")
 
@@ -149,6 +147,7 @@ def test_step_scope_adds_the_router_loss_in_the_gradient_pass_only(family_models
     assert trainer._metrics["train"]["aot/sort_size"] == [8.0]
 
 
+@pytest.mark.training
 def test_logged_losses_equal_trl_through_the_entry_point(tmp_path):
     """A tiny Mixtral, 3 AdamW steps through ``python -m axolotl.cli.train``: ``rl: aot`` with the
     local scope logs TRL's ``rl: dpo`` + ``dpo_loss_type: [aot]`` loss, aux_loss and metrics."""

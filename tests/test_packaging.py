@@ -9,7 +9,6 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions, version
 from pathlib import Path
 
-import pytest
 from axolotl_runs import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -17,14 +16,12 @@ from packaging.utils import canonicalize_name
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.training
 def test_console_script_runs(tmp_path):
     done = subprocess.run([BIN / "aot-cli", "--version"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"aot-cli {distribution('axolotl-aot').version}"
 
 
-@pytest.mark.training
 def test_cli_imports_under_a_name_that_cannot_collide(tmp_path):
     """Away from the source tree there is no top-level ``cli``; the app is ``axolotl_aot_cli``."""
     probe = "import importlib.util as u; import axolotl_aot_cli.app; print(u.find_spec('cli') is None)"
@@ -38,7 +35,6 @@ def test_cli_imports_under_a_name_that_cannot_collide(tmp_path):
     ]
 
 
-@pytest.mark.training
 def test_the_dataset_type_resolves_through_axolotl_away_from_the_source_tree(tmp_path):
     """axolotl resolves ``type: module.function`` only for a top-level module: the installed one."""
     probe = (
@@ -103,7 +99,6 @@ def test_declared_requirements_are_installed_and_cover_every_runtime_import():
     assert not missing, f"imported at run time but not a (transitive) requirement: {missing}"
 
 
-@pytest.mark.training
 def test_the_wheel_holds_every_module_and_the_bundled_data(tmp_path):
     """A regular (not editable) install gets every subpackage and the bundled rows."""
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", str(ROOT)]

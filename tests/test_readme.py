@@ -35,7 +35,6 @@ def shown_options() -> dict[str, set[str]]:
 SHOWN = shown_options()
 
 
-@pytest.mark.training
 @pytest.mark.parametrize("command", sorted(SHOWN))
 def test_every_cli_command_shown_has_help(command):
     done = subprocess.run(

@@ -14,12 +14,14 @@ import yaml
 from axolotl_runs import (
     LORA,
     final_weights,
+    log_history,
     logged_steps,
     make_config,
     max_difference,
     small_dataset,
     train,
     train_until,
+    weight_change,
     with_dataset,
 )
 
@@ -65,6 +67,11 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, tiny_model, mode, changes
     done = train(config)
     assert done.returncode == 0, done.stderr[-4000:]
     uninterrupted = final_weights(tmp_path / "out")
+    assert weight_change(uninterrupted, tiny_model) > 0
+    if changes["aot_sort_scope"] == "step":  # every sort holds the step's micro-batches, as one
+        sort_size = changes["micro_batch_size"] * changes["gradient_accumulation_steps"]
+        logs = [entry for entry in log_history(tmp_path / "out") if "loss" in entry]
+        assert [entry["aot/sort_size"] for entry in logs] == [sort_size] * 6
     resumed, weights = resume(config, tmp_path / f"out/checkpoint-{checkpoint}", tmp_path)
     assert logged_steps(resumed) == 6 - checkpoint
     difference = max_difference(uninterrupted, weights)

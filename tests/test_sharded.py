@@ -34,9 +34,9 @@ from axolotl_runs import (
     max_difference,
     small_dataset,
     train,
+    weight_change,
     with_dataset,
 )
-from safetensors.torch import load_file
 
 sys.path.insert(0, str(ROOT / "tests/harness"))
 from cpu_engines import ENGINES, PROBE, engine_records, environment, fsdp2
@@ -108,8 +108,8 @@ def config(folder: Path, model: Path, mode: str, lora: bool, **changes) -> Path:
 
 
 def train_ok(cfg: Path, processes: int = 1) -> Path:
-    launcher = "torchrun" if processes > 1 else "python"
-    done = train(cfg, launcher, processes, env=environment())
+    """Two ranks under the harness; one process (a reference: no engine to start) as any launch."""
+    done = train(cfg, "torchrun", processes, env=environment()) if processes > 1 else train(cfg)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     assert FALLBACK not in done.stdout + done.stderr  # the chunked log-probs under every engine
     out = Path(yaml.safe_load(cfg.read_text())["output_dir"])
@@ -218,10 +218,3 @@ def reported_rewards(out: Path, mode: str) -> np.ndarray:
     model, reference, tokenizer = report.load_models(out, cfg, None, "cpu")
     scores = report.score(model, reference, tokenizer, dataset, cfg, batch_size=16, device="cpu")
     return np.concatenate([scores.reward_pos, scores.reward_neg])
-
-
-def weight_change(weights: dict, model: Path) -> float:
-    """The largest change training made: to the base weights, or to LoRA's B (initialised to 0)."""
-    if any("lora_" in key for key in weights):
-        return max(v.abs().max().item() for k, v in weights.items() if "lora_B" in k)
-    return max_difference(weights, load_file(model / "model.safetensors"))

@@ -77,7 +77,6 @@ def oracle_gradient(models, trainer, micro_batches: list[dict], states: list[Ran
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
-@pytest.mark.training
 def test_the_gradient_pass_reproduces_the_scoring_pass_bit_for_bit(stochastic, tmp_path):
     models, settings = stochastic
     trainer, micro_batches, passes, grads = recorded_step(models, tmp_path, settings)
@@ -88,7 +87,6 @@ def test_the_gradient_pass_reproduces_the_scoring_pass_bit_for_bit(stochastic, t
     torch.testing.assert_close(grads, expected, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.training
 def test_without_the_replay_the_passes_differ_and_the_log_says_so(stochastic, tmp_path, monkeypatch):
     """The control: the same step with the replay turned off draws other random numbers."""
     models, settings = stochastic

@@ -25,7 +25,6 @@ from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTraine
 from axolotl_aot.ot.losses import aot_paired_loss
 
 
-@pytest.mark.training
 def test_local_scope_equals_trl_aot_on_the_same_batch_and_model(models, tmp_path):
     ours = paired_trainer(AOTPairedTrainer, models, tmp_path / "ours", AOTArgs(aot_sort_scope="local"))
     trl = paired_trainer(DPOTrainer, models, tmp_path / "trl", loss_type=["aot"])
@@ -144,7 +143,6 @@ def test_world_scope_across_two_ranks_equals_one_process_on_the_union(models, tm
     assert any(g.abs().sum() > 0 for g in expected_grads.values())
 
 
-@pytest.mark.training
 def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, tmp_path):
     trainer = unpaired_trainer(models, tmp_path)
     batch = with_reference_logps(trainer, next(iter(trainer.get_train_dataloader())), "unpaired")
@@ -165,7 +163,6 @@ def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, t
 # ---- the optimizer-step scope ----
 
 
-@pytest.mark.training
 def test_step_scope_gradient_equals_one_large_micro_batch(models, tmp_path):
     large = step_trainer(models, tmp_path / "large", "local", batch=8, accumulation=1)
     rows = [large.train_dataset[i] for i in range(8)]
