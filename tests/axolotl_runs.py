@@ -121,13 +121,19 @@ def evaluate(config: Path) -> subprocess.CompletedProcess:
 _servers: dict[int, ForkServer] = {}  # this process's fork server, started on first use
 
 
-def launch(module: str, config: Path) -> subprocess.CompletedProcess:
-    """``python -m module config`` in the config's folder: forked from this worker's pre-imported
-    server when the environment is the one it started with, else a fresh interpreter."""
+def fork_server() -> ForkServer | None:
+    """This process's fork server, started on first use; None where ``AOT_TEST_FORK=0``."""
     server = _servers.get(os.getpid())
     if server is None and os.environ.get("AOT_TEST_FORK", "1") == "1":
         server = _servers[os.getpid()] = ForkServer()
         atexit.register(server.close)
+    return server
+
+
+def launch(module: str, config: Path) -> subprocess.CompletedProcess:
+    """``python -m module config`` in the config's folder: forked from this worker's pre-imported
+    server when the environment is the one it started with, else a fresh interpreter."""
+    server = fork_server()
     if server is not None and server.serves(dict(os.environ)):
         return server.run(module, [str(config)], config.parent, timeout=900)
     return subprocess.run(
