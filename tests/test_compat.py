@@ -72,7 +72,10 @@ def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_pa
     hide = Path(__file__).parent / "hide_entry_point.py"
     env = {**os.environ, "AXOLOTL_LOG_LEVEL": "INFO", "LOG_LEVEL": "INFO"}  # axolotl logs plugin loading
     runs = {}
-    for name, launcher in (("with", ["-m"]), ("without", [str(hide)])):
+    # axolotl 0.19 loads no entry points, so hiding ours changes nothing there: one launch checks that
+    # the plugin stays out of a DPO run; 0.21 also compares the run with the entry point hidden.
+    launches = (("with", ["-m"]), ("without", [str(hide)])) if LOADS_ENTRY_POINTS else (("with", ["-m"]),)
+    for name, launcher in launches:
         (tmp_path / name).mkdir()
         config = make_config(
             tmp_path / name,
@@ -92,4 +95,5 @@ def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_pa
         assert (LOADED in done.stdout + done.stderr) is (LOADS_ENTRY_POINTS and name == "with"), name
         runs[name] = [entry["loss"] for entry in log_history(tmp_path / name / "out") if "loss" in entry]
     assert len(runs["with"]) == 3
-    assert runs["with"] == runs["without"]
+    if LOADS_ENTRY_POINTS:
+        assert runs["with"] == runs["without"]
