@@ -100,8 +100,8 @@ def variant(run: Run, models: tuple[Path, Path], output: Path) -> dict[str, Any]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from axolotl_aot.integration import compat
     from axolotl_aot.integration.args import AOTArgs
-    from axolotl_aot.integration.compat import AxolotlDPOConfig, AxolotlDPOTrainer
     from axolotl_aot.integration.factory import build_trainer
     from axolotl_aot.integration.modes import PAIRED
 
@@ -131,9 +131,8 @@ def variant(run: Run, models: tuple[Path, Path], output: Path) -> dict[str, Any]
         chunk = {} if run.chunk is None else {"aot_logits_chunk_size": run.chunk}
         trainer = build_trainer(PAIRED, policy, reference, args=args, settings=AOTArgs(**chunk), **data)
     else:
-        trainer = AxolotlDPOTrainer(
-            policy, reference, args=AxolotlDPOConfig(**args, loss_type=["aot"]), **data
-        )
+        dpo_config, _ = compat.rl_training_args()
+        trainer = compat.dpo_trainer()(policy, reference, args=dpo_config(**args, loss_type=["aot"]), **data)
     start, stop = training_memory()
     before = start()
     result = timed_training(trainer, run.warmup)

@@ -15,14 +15,15 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from common import build_models, dataset
 from datasets import concatenate_datasets
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from axolotl_aot.integration.compat import dict_default
 from axolotl_aot.tools import report
+from axolotl_aot.tools.report.score import scoring_trainer
 
 
 def main() -> None:
@@ -39,8 +40,8 @@ def main() -> None:
         reference = AutoModelForCausalLM.from_pretrained(reference_path, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(policy_path)
         rows = concatenate_datasets([dataset("paired", "test")] * 4)  # 400 pairs, 800 sequences
-        cfg = SimpleNamespace(aot_mode="paired", rl_beta=0.1, sequence_len=64)
-        scorer = report._scoring_trainer(policy, reference, tokenizer, rows, cfg, options.batch_size, "cpu")
+        cfg = dict_default({"aot_mode": "paired", "rl_beta": 0.1, "sequence_len": 64})
+        scorer = scoring_trainer(policy, reference, tokenizer, rows, cfg, options.batch_size, "cpu")
         tokenized = scorer.train_dataset
         plain_batches = [
             scorer.data_collator(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 from common import build_models, dataset, run_in_child, trainer
 
@@ -24,6 +23,7 @@ SORT_SIZES = (2, 8, 32)
 def train_and_score(
     models: tuple[Path, Path], output: Path, scope: str, batch: int, accumulation: int, steps: int
 ) -> dict:
+    from axolotl_aot.integration.compat import dict_default
     from axolotl_aot.tools import report
 
     built = trainer(
@@ -37,7 +37,7 @@ def train_and_score(
         logging_steps=50,
     )
     built.train()
-    cfg = SimpleNamespace(aot_mode="paired", rl_beta=0.1, sequence_len=64)
+    cfg = dict_default({"aot_mode": "paired", "rl_beta": 0.1, "sequence_len": 64})
     scores = report.score(
         built.model,
         built.ref_model,

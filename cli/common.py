@@ -74,8 +74,10 @@ def quiet(*, axolotl: bool = True) -> Iterator[None]:
     levels: dict[Any, int] = {}
     try:
         if axolotl:
-            with contextlib.suppress(ImportError):  # configures axolotl's logging, as training does
-                import axolotl.cli
+            # Imported here: axolotl_aot imports torch, which the CLI's import must not pay for.
+            from axolotl_aot.integration.compat import configure_logging
+
+            configure_logging()
             handlers = {  # what axolotl's logging configuration installed, to stdout
                 "AXOLOTL_LOG_LEVEL": logging.getLogger("axolotl").handlers,
                 "LOG_LEVEL": logging.getLogger().handlers,

@@ -7,6 +7,7 @@ than from ``axolotl_aot.integration.compat``: ignoring the difference fails the 
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import pytest
-from axolotl_runs import check_run, log_history, make_config, problems, tiny_config, train
+from axolotl_runs import ROOT, check_run, log_history, make_config, problems, tiny_config, train
 from packaging.version import Version
 from pydantic import ValidationError
 
@@ -97,3 +98,73 @@ def test_a_dpo_config_trains_identically_with_and_without_the_entry_point(tmp_pa
     assert len(runs["with"]) == 3
     if LOADS_ENTRY_POINTS:
         assert runs["with"] == runs["without"]
+
+
+# ---- one door: only compat reaches into TRL and axolotl, and a missing name fails loudly ----
+
+# Modules that may import trl/axolotl, and what: compat everything; a plugin class its BasePlugin base;
+# the dataset-type module axolotl loads by name.
+DOOR = {
+    "axolotl_aot/integration/compat.py": None,
+    "axolotl_aot/integration/plugin.py": {"axolotl.integrations.base"},
+    "axolotl_aot/tools/smoke/probe.py": {"axolotl.integrations.base"},
+    "axolotl_aot_chat.py": None,
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports: import statements and ``import_module`` of a (formatted) string."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == (
+            "import_module"
+        ):
+            arg = node.args[0] if node.args else None
+            if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                arg = arg.values[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.add(arg.value)
+    return found
+
+
+def test_only_compat_imports_trl_or_axolotl():
+    sources = [*ROOT.glob("axolotl_aot/**/*.py"), *ROOT.glob("cli/**/*.py"), ROOT / "axolotl_aot_chat.py"]
+    assert len(sources) > 40
+    outside = {}
+    for path in sources:
+        name = path.relative_to(ROOT).as_posix()
+        allowed = DOOR.get(name, set())
+        foreign = {m for m in imported_modules(path) if m.split(".")[0] in ("trl", "axolotl")}
+        if allowed is not None and foreign - allowed:
+            outside[name] = sorted(foreign - allowed)
+    assert outside == {}
+    assert "trl.trainer.utils" in imported_modules(
+        ROOT / "axolotl_aot/integration/compat.py"
+    )  # the scan sees
+
+
+def test_a_trl_without_an_overridden_method_fails_the_import_naming_it():
+    """TRL renaming ``_compute_loss`` must not silently train with TRL's own loss."""
+    code = (
+        "import trl.trainer.dpo_trainer as d\n"
+        "del d.DPOTrainer._compute_loss\n"
+        "import axolotl_aot.integration.trainers\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "axolotl_aot.integration.compat.IncompatibleRelease: axolotl-aot overrides or calls "
+    )
+    assert f"AxolotlDPOTrainer._compute_loss, which trl {version('trl')} does not have" in last
+
+
+def test_a_trainer_without_trls_state_is_refused():
+    with pytest.raises(
+        compat.IncompatibleRelease, match=r"reads object\._metrics, which trl .* does not have"
+    ):
+        compat.check_trainer_state(object())

@@ -8,8 +8,8 @@ import pytest
 from axolotl_runs import ROOT, tiny_config
 from pydantic import ValidationError
 
-from axolotl_aot.integration.args import INCOMPATIBLE
 from axolotl_aot.integration.plugin import AOTPlugin
+from axolotl_aot.integration.settings import INCOMPATIBLE
 from axolotl_aot.tools.config import load_and_validate
 
 

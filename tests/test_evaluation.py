@@ -103,7 +103,7 @@ def test_unpaired_eval_ordered_by_label_equals_shuffled_and_the_whole_set(models
     batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(len(shuffled))])
     with torch.no_grad():
         rewards = (
-            trainer._completion_logps(trainer.model, batch)
+            trainer.forward_rows(trainer.model, batch).columns.logps
             - trainer.compute_ref_log_probs(trainer.ref_model, batch)[0]
         )
     labels = torch.as_tensor(batch["label"], dtype=torch.bool)

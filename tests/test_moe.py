@@ -73,7 +73,7 @@ def test_paired_loss_gradients_and_metrics_equal_trl(family_models, tmp_path, ch
         aux = logged["aux_loss"][0]
         assert aux > 1.0
         with torch.no_grad():
-            chosen, rejected = ours._completion_logps(ours.model, batch).chunk(2)
+            chosen, rejected = ours.forward_rows(ours.model, batch).columns[:2]
             reference = ours.compute_ref_log_probs(ours.ref_model, batch)
         aot = aot_paired_loss(chosen, rejected, *reference, beta=BETA)
         assert loss.item() == pytest.approx(aot.item() + ours.router_aux_loss_coef * aux, abs=1e-6)

@@ -13,7 +13,8 @@ import yaml
 from axolotl.utils.schemas.config import AxolotlInputConfig
 from axolotl_runs import ROOT
 
-from axolotl_aot.integration.args import INCOMPATIBLE, AOTArgs
+from axolotl_aot.integration.args import AOTArgs
+from axolotl_aot.integration.settings import INCOMPATIBLE
 from axolotl_aot.tools.config import validate_raw
 
 README = (ROOT / "README.md").read_text()
@@ -111,3 +112,21 @@ def test_every_relative_link_resolves():
                 if anchor not in slugs:
                     broken.append(f"{page.name}: {target}")
     assert not broken, broken
+
+
+def test_every_module_has_its_line_in_the_library_docs_and_the_package_docstring():
+    import axolotl_aot
+
+    listed = set(re.findall(r"^([a-z_.]+): ", axolotl_aot.__doc__, re.MULTILINE))
+    table = (ROOT / "docs/library.md").read_text()
+    modules = set()
+    for path in (ROOT / "axolotl_aot").rglob("*.py"):
+        parts = path.relative_to(ROOT / "axolotl_aot").with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) >= 2:  # a module of ot/integration/tools, or a package of tools
+            modules.add(".".join(parts[:2]))
+    assert modules and modules == listed
+    assert all(f"`{module}`" in table for module in modules), sorted(
+        m for m in modules if f"`{m}`" not in table
+    )

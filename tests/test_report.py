@@ -117,7 +117,7 @@ def test_report_rewards_are_what_the_trainer_computes(paired_run):
     )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(12)])
     with torch.no_grad():
-        chosen, rejected = trainer._completion_logps(trainer.model, batch).chunk(2)
+        chosen, rejected = trainer.forward_rows(trainer.model, batch).columns[:2]
         ref_chosen, ref_rejected = trainer.compute_ref_log_probs(trainer.ref_model, batch)
     # axolotl shuffles what it loads: find each hand-formatted row among the report's rows.
     position = {(r["prompt"], r["chosen"], r["rejected"]): i for i, r in enumerate(dataset)}

@@ -1,7 +1,7 @@
 """No silently dropped setting: every axolotl key that reaches TRL's DPO/KTO trainers is, under
 rl: aot / rl: aot_unpaired, honoured, refused when the config loads, or warned about once.
 
-``args.SETTINGS`` is the table, ``args.setting_problems`` its reader, docs/settings.md its user copy.
+``settings.SETTINGS`` is the table, ``settings.setting_problems`` its reader, docs/settings.md its user copy.
 Config level throughout (axolotl's own ``validate_config`` / ``load_cfg`` / trainer-argument builder),
 plus one 2-step training run.
 """
@@ -20,21 +20,20 @@ from axolotl_runs import LORA, ROOT, log_history, make_config, tiny_config, trai
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from axolotl_aot.integration import args
-from axolotl_aot.integration.args import (
+from axolotl_aot.integration.plugin import AOTPlugin
+from axolotl_aot.integration.settings import (
     GRPO_TRL_FIELDS,
     INCOMPATIBLE,
     SETTINGS,
     TRL_OTHER,
     setting_problems,
 )
-from axolotl_aot.integration.plugin import AOTPlugin
 from axolotl_aot.tools.config import load_and_validate
 from axolotl_aot_cli.app import app
 
 MODES = ("paired", "unpaired")
 RL = {"paired": "aot", "unpaired": "aot_unpaired"}
-LOGGER = "axolotl_aot.integration.args"
+LOGGER = "axolotl_aot.integration.plugin"  # AOTPlugin.register logs the warned keys
 
 
 def _nested(key: str, value: object) -> dict:
@@ -95,12 +94,6 @@ def _cases(kind: str, values: dict[str, object]) -> list:
         for mode in MODES
         if SETTINGS.get(key, SETTINGS[TRL_OTHER]).kind(mode) == kind
     ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warnings(monkeypatch):
-    """Each test sees the once-per-process warnings as a new process would."""
-    monkeypatch.setattr(args, "_logged", set())
 
 
 def _schema_has(field: str) -> bool:
@@ -205,8 +198,7 @@ def test_a_warned_key_validates_and_is_logged_once_naming_it(tmp_path, caplog, k
     path = tiny_config(tmp_path, mode, **{**adapter, **_nested(key, WARNED_VALUES[key])})
     dropped_on_this_stack = key != "eval_on_start" or not _schema_has("eval_on_start")
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        load_and_validate(path)
-        load_and_validate(path)  # a second validation in the same process: no second warning
+        load_and_validate(path)  # one config load: each warning once
     logged = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     prefix = f"axolotl-aot: {key}: {WARNED_VALUES[key]!r} has no effect with rl: {RL[mode]}: "
     expected = [m for m in logged if m.startswith(prefix)]

@@ -16,7 +16,7 @@ import torch
 from trainer_setup import BETA, load, run_step, step_trainer
 from trl.trainer.utils import selective_log_softmax
 
-from axolotl_aot.integration import trainers
+from axolotl_aot.integration import scopes
 from axolotl_aot.integration.rng import RandomState
 from axolotl_aot.ot.losses import aot_paired_loss
 from axolotl_aot.tools.tiny_model import build_tiny_model
@@ -45,14 +45,14 @@ def recorded_step(models, tmp_path, settings: dict) -> tuple[object, list[dict],
     rows = [trainer.train_dataset[i] for i in range(8)]
     micro_batches = [trainer.data_collator(rows[:4]), trainer.data_collator(rows[4:])]
     passes = []
-    row_columns = trainer._row_columns
+    forward_rows = trainer.forward_rows
 
     def recording(model, inputs, reference=None):
-        out = row_columns(model, inputs, reference)
+        out = forward_rows(model, inputs, reference)
         passes.append((torch.is_grad_enabled(), out.policy.logps.detach().clone()))
         return out
 
-    trainer._row_columns = recording
+    trainer.forward_rows = recording
     _, grads = run_step(trainer, micro_batches)
     return trainer, micro_batches, passes, grads
 
@@ -71,7 +71,9 @@ def oracle_gradient(models, trainer, micro_batches: list[dict], states: list[Ran
         if moe:  # as TRL: each micro-batch's router loss, averaged over the step's micro-batches
             router = router + trainer.router_aux_loss_coef * out.aux_loss / len(micro_batches)
     chosen, rejected = zip(*(x.chunk(2) for x in logps), strict=True)
-    reference = [torch.cat(side) for side in zip(*trainer._step.references, strict=True)]
+    reference = [
+        torch.cat(side) for side in zip(*(micro.reference for micro in trainer.scope.plan), strict=True)
+    ]
     aot = aot_paired_loss(torch.cat(chosen), torch.cat(rejected), *reference, beta=BETA, cost="squared_hinge")
     (aot + router).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()])
@@ -83,7 +85,7 @@ def test_the_gradient_pass_reproduces_the_scoring_pass_bit_for_bit(stochastic, t
     assert [grad for grad, _ in passes] == [False, False, True, True]  # scoring, then gradient passes
     for (_, scored), (_, replayed) in zip(passes[:2], passes[2:], strict=True):
         assert torch.equal(scored, replayed)
-    expected = oracle_gradient(models, trainer, micro_batches, trainer._step.random)
+    expected = oracle_gradient(models, trainer, micro_batches, [micro.random for micro in trainer.scope.plan])
     torch.testing.assert_close(grads, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -92,13 +94,13 @@ def test_without_the_replay_the_passes_differ_and_the_log_says_so(stochastic, tm
     models, settings = stochastic
     warnings = []
     monkeypatch.setattr(RandomState, "replay", lambda self: contextlib.nullcontext())
-    monkeypatch.setattr(trainers.LOG, "warning", lambda message, *args: warnings.append(message % args))
+    monkeypatch.setattr(scopes.LOG, "warning", lambda message, *args: warnings.append(message % args))
     trainer, micro_batches, passes, grads = recorded_step(models, tmp_path, settings)
     assert not torch.equal(passes[0][1], passes[2][1])
     assert len(warnings) == 1 and "aot_sort_scope: step" in warnings[0] and "scoring pass" in warnings[0]
     # A forward that started from another state gave the gradient of other rewards.
     monkeypatch.undo()
-    expected = oracle_gradient(models, trainer, micro_batches, trainer._step.random)
+    expected = oracle_gradient(models, trainer, micro_batches, [micro.random for micro in trainer.scope.plan])
     assert (grads - expected).abs().max() > 1e-5
 
 

@@ -51,7 +51,7 @@ def test_cost_and_smoothing_settings_reach_the_loss(models, tmp_path):
     batch = next(iter(ours.get_train_dataloader()))
     with torch.no_grad():
         loss = ours.compute_loss(ours.model, batch)
-        chosen, rejected = ours._completion_logps(ours.model, batch).chunk(2)
+        chosen, rejected = ours.forward_rows(ours.model, batch).columns[:2]
         ref_chosen, ref_rejected = ours.compute_ref_log_probs(ours.ref_model, batch)
     expected = aot_paired_loss(chosen, rejected, ref_chosen, ref_rejected, beta=BETA, cost="least_squares")
     torch.testing.assert_close(loss, expected, rtol=0, atol=1e-6)

@@ -1,5 +1,11 @@
-"""The axolotl integration: the plugin (``plugin``) and its config keys (``args``), the two AOT
-trainers (``trainers``) with their log-probs (``logps``), label-mixing sampler (``sampler``) and
-whole-set evaluation (``evaluation``), CPU multi-process launches (``launch``), checks of the
-prepared data (``data_checks``), the checkpoint to resume from (``checkpoints``), chat rendering
-(``chat``), and every private axolotl/TRL name the package uses (``compat``)."""
+"""The axolotl integration, a module per concept (docs/library.md has a line on each).
+
+``plugin`` (the axolotl plugin), ``args`` (its YAML keys), ``settings`` (the audit of every key
+that reaches TRL), ``beta`` (which beta a run trains with), ``modes`` (what follows from ``rl:``),
+``training_args`` (the settings each trainer carries), ``factory`` (a trainer outside axolotl),
+``trainers`` (the two AOT trainers), ``rows`` (each mode's rows and loss), ``scopes`` (the sort
+scopes), ``rng`` (random-state replay), ``logps`` (chunked log-probs), ``evaluation`` (whole-set
+metrics), ``sampler`` (label mixing), ``launch`` (multi-process launches), ``data_checks``
+(prepared data), ``checkpoints`` (checkpoint folders and resume), ``adapter_keys`` (saved LoRA
+names), ``chat`` (chat rendering), and ``compat``, the one door to TRL and axolotl.
+"""

@@ -6,21 +6,41 @@ so a run killed while saving leaves a folder without it, or with it truncated. a
 Trainer then fails on the JSON (or resumes without optimizer state). ``resume_checkpoint``
 picks the last complete checkpoint instead, and an explicitly named incomplete one is an
 error that names the complete one to use. Nothing is deleted.
+
+It is also the one place that knows how the Trainer names a step's folder (``checkpoint-N``) and
+what makes a folder a model or adapter, for ``aot-cli report`` as for resuming.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
+from axolotl_aot.tools.saved_models import WEIGHT_FILES
+
 LOG = logging.getLogger(__name__)
-WEIGHTS = (
-    "model.safetensors",
-    "adapter_model.safetensors",
-    "pytorch_model.bin",
-    "model.safetensors.index.json",
-)
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")  # the Trainer's folder for step N (PREFIX_CHECKPOINT_DIR)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """N of a ``checkpoint-N`` folder; None for any other folder (e.g. a training's final model)."""
+    match = CHECKPOINT.fullmatch(path.name)
+    return int(match.group(1)) if match else None
+
+
+def saved_checkpoints(folder: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders a training saved in its output ``folder``, by step."""
+    found = (
+        path for path in folder.glob("checkpoint-*") if path.is_dir() and checkpoint_step(path) is not None
+    )
+    return sorted(found, key=checkpoint_step)
+
+
+def is_checkpoint(path: Path) -> bool:
+    """A model folder (``config.json``) or an adapter folder (``adapter_config.json``)."""
+    return (path / "config.json").exists() or (path / "adapter_config.json").exists()
 
 
 def incomplete(checkpoint: Path) -> str | None:
@@ -32,7 +52,7 @@ def incomplete(checkpoint: Path) -> str | None:
         return f"{checkpoint} has no trainer_state.json (the run stopped while saving it)"
     except (ValueError, KeyError, TypeError):
         return f"{state} is not a complete trainer state (the run stopped while writing it)"
-    if not any((checkpoint / name).exists() for name in WEIGHTS) and not sharded_weights(checkpoint):
+    if not any((checkpoint / name).exists() for name in WEIGHT_FILES) and not sharded_weights(checkpoint):
         return f"{checkpoint} holds no model or adapter weights"
     return None
 
@@ -58,7 +78,7 @@ def resume_checkpoint(output_dir: str, resume_from: str | None, auto_resume: boo
         return resume_from
     if not auto_resume:
         return None
-    checkpoints = _checkpoints(Path(output_dir))
+    checkpoints = saved_checkpoints(Path(output_dir))
     for newer, checkpoint in enumerate(reversed(checkpoints)):
         if incomplete(checkpoint) is None:
             if newer:
@@ -72,14 +92,8 @@ def resume_checkpoint(output_dir: str, resume_from: str | None, auto_resume: boo
     return None
 
 
-def _checkpoints(folder: Path) -> list[Path]:
-    """``checkpoint-N`` folders by step, as axolotl's auto-resume orders them."""
-    found = (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit())
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
 def _fix(folder: Path) -> str:
-    complete = [p for p in _checkpoints(folder) if incomplete(p) is None]
+    complete = [p for p in saved_checkpoints(folder) if incomplete(p) is None]
     if complete:
         return f"Resume from the last complete checkpoint: resume_from_checkpoint: {complete[-1]}"
     return "No complete checkpoint exists: move the incomplete one away and train from the start."

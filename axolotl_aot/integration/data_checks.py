@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from axolotl.utils.data.shared import datasets_with_name_generator, load_dataset_with_config
 from datasets import Dataset
 
+from axolotl_aot.integration import compat
 from axolotl_aot.integration.modes import BY_NAME
 from axolotl_aot.integration.sampler import check_both_labels
 
@@ -40,14 +40,14 @@ def check_prepared_datasets(cfg: Any, train: Dataset, evaluation: Dataset | None
 def _source_rows(cfg: Any, config: Any) -> int:
     """The rows of one dataset entry before axolotl's formatting and filtering."""
     try:
-        return len(load_dataset_with_config(config, cfg.hf_use_auth_token, streaming=False))
+        return len(compat.load_source(config, cfg.hf_use_auth_token))
     except StopIteration:  # `datasets` infers a JSON file's columns from its first row
         return 0
 
 
 def _why_empty(cfg: Any, dataset_configs: list[Any], key: str) -> str:
     """How many source rows ``key`` has, and the filter that dropped them all."""
-    rows = sum(_source_rows(cfg, config) for config in datasets_with_name_generator(dataset_configs))
+    rows = sum(_source_rows(cfg, config) for config in compat.dataset_entries(dataset_configs))
     if rows == 0:
         return f"The files of {key} hold no rows: point {key} at data."
     strategy = cfg.excess_length_strategy or "drop"

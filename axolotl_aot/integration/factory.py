@@ -12,10 +12,12 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from axolotl_aot.integration import compat
 from axolotl_aot.integration.args import AOTArgs
-from axolotl_aot.integration.compat import AxolotlDPOConfig, AxolotlKTOConfig
 from axolotl_aot.integration.modes import Mode
 from axolotl_aot.integration.training_args import TRAINER_SETTINGS, AOTTrainingArguments
+
+AxolotlDPOConfig, AxolotlKTOConfig = compat.rl_training_args()
 
 
 @dataclass

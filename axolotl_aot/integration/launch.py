@@ -19,17 +19,15 @@ gets here wrong), naming the command that works.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from axolotl_aot.integration import compat
 from axolotl_aot.ot.distributed import world_size
 
 TORCHRUN = "torchrun --nproc_per_node N -m axolotl.cli.train CONFIG"
-PRECOMPUTE_ACROSS_RANKS = (
-    "TRL caches the reference log-probs next to rank 0's copy of the dataset, and the other ranks look for "
-    "the file next to theirs (axolotl loads them from another cache), so they would crash"
-)
 
 
 def cpu_data_parallel() -> bool:
@@ -37,12 +35,10 @@ def cpu_data_parallel() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
-def cpu_ranks_without_cuda_probe() -> None:
-    """A CPU-only multi-process run must get past axolotl's CUDA peer-access probe (``compat``)."""
-    if cpu_data_parallel():
-        from axolotl_aot.integration.compat import skip_cuda_peer_probe  # imports axolotl's trainers
-
-        skip_cuda_peer_probe()
+def cpu_ranks_without_cuda_probe() -> Callable[[], None] | None:
+    """A CPU-only multi-process run must get past axolotl's CUDA peer-access probe (``compat``): the
+    function that puts the probe back, or None when nothing was changed."""
+    return compat.skip_cuda_peer_probe() if cpu_data_parallel() else None
 
 
 def cpu_device_map(cfg: Any) -> None:
@@ -54,24 +50,6 @@ def cpu_device_map(cfg: Any) -> None:
 def cpu_training_args() -> dict[str, Any]:
     """``use_cpu``: accelerate's multi-CPU mode, which shards the data over the gloo ranks."""
     return {"use_cpu": True} if cpu_data_parallel() else {}
-
-
-def check_precompute(cfg: Any) -> None:
-    """Refuse ``precompute_ref_log_probs`` in a multi-process run, where TRL (1.9, 1.14) cannot read back
-    what it precomputed.
-
-    TRL writes the reference log-probs into a cache file next to rank 0's copy of the training
-    set and every rank then opens that name next to its own copy; axolotl loads the set from a
-    different cache on the other ranks, so they fail with ``FileNotFoundError`` (measured under
-    torchrun with plain data parallelism, FSDP2 and ZeRO-3, paired and unpaired).
-    """
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
-    if processes > 1 and cfg.precompute_ref_log_probs:
-        raise ValueError(
-            f"precompute_ref_log_probs: true cannot be used with {processes} processes: "
-            f"{PRECOMPUTE_ACROSS_RANKS}. Remove precompute_ref_log_probs (the reference pass then runs "
-            "with each step), or train in one process"
-        )
 
 
 def check_data_sharding(trainer: Any) -> None:

@@ -56,7 +56,18 @@ OTHER_METHODS: dict[str, Mode] = {"dpo": PAIRED, "ipo": PAIRED, "simpo": PAIRED,
 
 
 def of_config(cfg: object) -> Mode | None:
-    """The mode of a config (a dict or axolotl's ``DictDefault``, rewritten by the plugin or not)."""
+    """The mode of a config: a raw YAML dict or axolotl's ``DictDefault``, before the plugin rewrote
+    ``rl: aot*`` (``rl``) or after (``aot_mode``); None for any other method."""
     get = cfg.get if hasattr(cfg, "get") else lambda key: getattr(cfg, key, None)
-    name = get("aot_mode")
-    return BY_NAME.get(name) if name else BY_RL.get(get("rl"))
+    name, rl = get("aot_mode"), get("rl")
+    if isinstance(name, str) and name in BY_NAME:
+        return BY_NAME[name]
+    return BY_RL.get(rl) if isinstance(rl, str) else None
+
+
+def data_mode(cfg: object) -> Mode | None:
+    """The mode whose rows a config's dataset types produce: its own, or for another preference method
+    (``rl: dpo``, ``kto``, ...) its row family; None for any other method."""
+    get = cfg.get if hasattr(cfg, "get") else lambda key: getattr(cfg, key, None)
+    rl = get("rl")
+    return of_config(cfg) or OTHER_METHODS.get(str(getattr(rl, "value", rl)))

@@ -15,31 +15,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from axolotl.common.datasets import TrainDatasetMeta, load_preference_datasets
 from axolotl.integrations.base import BasePlugin
 from transformers import set_seed
 
+from axolotl_aot.integration import compat
+from axolotl_aot.integration.beta import PAPER_BETA, betas_set
 from axolotl_aot.integration.checkpoints import resume_checkpoint
 from axolotl_aot.integration.data_checks import check_prepared_datasets
 from axolotl_aot.integration.evaluation import greater_is_better
 from axolotl_aot.integration.launch import (
     check_data_sharding,
-    check_precompute,
     cpu_device_map,
     cpu_ranks_without_cuda_probe,
     cpu_training_args,
 )
 from axolotl_aot.integration.modes import BY_NAME, BY_RL
+from axolotl_aot.integration.settings import setting_problems
 from axolotl_aot.integration.training_args import config_settings, settings_merged
 
 LOG = logging.getLogger(__name__)
-PAPER_BETA = 0.01  # the paper's recommendation (docs/method.md, "Costs"), not TRL's generic 0.1
 
 
 class AOTPlugin(BasePlugin):
     """Adds ``rl: aot`` (paired) and ``rl: aot_unpaired`` (unpaired) to axolotl."""
 
-    _restore_loader: Callable[[], None] | None = None  # pre_lora_load's change, undone after the load
+    def __init__(self) -> None:
+        super().__init__()
+        # What a hook changed in axolotl and a later hook undoes: pre_lora_load's loader switch,
+        # register's answer to the CUDA peer probe.
+        self._restore_loader: Callable[[], None] | None = None
+        self._restore_probe: Callable[[], None] | None = None
 
     def get_input_args(self) -> str:
         return "axolotl_aot.integration.args.AOTArgs"
@@ -49,12 +54,20 @@ class AOTPlugin(BasePlugin):
         return "axolotl_aot.integration.training_args.AOTTrainingArguments"
 
     def register(self, cfg: dict[str, Any]) -> None:
-        """Rewrite ``rl: aot*`` before axolotl validates it; a no-op on a rewritten config."""
+        """Rewrite ``rl: aot*`` before axolotl validates it; a no-op on a rewritten config.
+
+        Also where the keys that have no effect under AOT (``settings``) are logged: axolotl calls
+        this once per config load, on the raw YAML, and the schema then refuses any refused key.
+        """
         rl = cfg.get("rl")
-        mode = BY_RL.get(rl)
+        mode = BY_RL.get(rl) if isinstance(rl, str) else None
         if mode is None:
             return
-        cpu_ranks_without_cuda_probe()  # load_cfg runs the probe after this hook
+        if int(os.environ.get("RANK", "0")) == 0:
+            for problem in setting_problems(cfg):
+                if problem.kind == "warned":
+                    LOG.warning("axolotl-aot: %s", problem.message)
+        self._restore_probe = cpu_ranks_without_cuda_probe()  # load_cfg runs the probe after this hook
         if cfg.get("trainer_cls") not in (None, mode.trainer):
             raise ValueError(
                 f"trainer_cls: {cfg['trainer_cls']!r} conflicts with rl: {rl}, which uses {mode.trainer}; "
@@ -63,11 +76,10 @@ class AOTPlugin(BasePlugin):
         cfg["aot_mode"] = mode.name
         cfg["rl"] = mode.axolotl_rl
         cfg["trainer_cls"] = mode.trainer
-        trl = cfg.get("trl") if isinstance(cfg.get("trl"), dict) else {}
-        if all(value is None for value in (cfg.get("rl_beta"), cfg.get("dpo_beta"), trl.get("beta"))):
+        if not betas_set(cfg):
             cfg["rl_beta"] = PAPER_BETA  # a beta the YAML sets (even 0, which AOTArgs refuses) is kept
 
-    def load_datasets(self, cfg: Any, preprocess: bool = False) -> TrainDatasetMeta | None:
+    def load_datasets(self, cfg: Any, preprocess: bool = False) -> Any:
         """Axolotl's own preference-data loading, checked before any trainer is built.
 
         The first hook after ``normalize_config`` and before the model loads, so also the place
@@ -76,14 +88,13 @@ class AOTPlugin(BasePlugin):
         """
         if not cfg.aot_mode:
             return None
+        if self._restore_probe is not None:  # load_cfg is done with axolotl's CUDA peer probe
+            self._restore_probe()
+            self._restore_probe = None
         cpu_device_map(cfg)
         if preprocess:  # `axolotl preprocess` only writes the prepared sets
             return None
-        try:
-            check_precompute(cfg)
-        except ValueError as error:
-            raise SystemExit(f"axolotl-aot: {error}") from None
-        meta = load_preference_datasets(cfg=cfg)
+        meta = compat.load_preference_datasets(cfg)  # axolotl's TrainDatasetMeta
         try:
             check_prepared_datasets(cfg, meta.train_dataset, meta.eval_dataset)
         except ValueError as error:
@@ -138,11 +149,8 @@ class AOTPlugin(BasePlugin):
         ``axolotl evaluate`` does not even hand to TRL: it would score the base model against
         itself (every reward 0, a loss of log 2). Training keeps axolotl's loading.
         """
-        if cfg.aot_mode and cfg.lora_model_dir:
-            from axolotl_aot.integration.compat import axolotl_evaluating, load_saved_adapter
-
-            if axolotl_evaluating():
-                self._restore_loader = load_saved_adapter(cfg)
+        if cfg.aot_mode and cfg.lora_model_dir and compat.axolotl_evaluating():
+            self._restore_loader = compat.load_saved_adapter(cfg)
 
     def post_lora_load(self, cfg: Any, model: Any) -> None:
         """Undo ``pre_lora_load``'s switch: later code reads ``merge_lora`` as the user set it."""
@@ -158,11 +166,8 @@ class AOTPlugin(BasePlugin):
         the reference, which would score the adapter against itself. The first hook with the
         trainer on evaluate's path, which calls no ``post_trainer_create``.
         """
-        if cfg.aot_mode:
-            from axolotl_aot.integration.compat import axolotl_evaluating, drop_trl_ref_adapter
-
-            if axolotl_evaluating():
-                drop_trl_ref_adapter(trainer.model)
+        if cfg.aot_mode and compat.axolotl_evaluating():
+            compat.drop_trl_ref_adapter(trainer.model)
         return []
 
     def post_trainer_create(self, cfg: Any, trainer: Any) -> None:
@@ -212,9 +217,7 @@ def start_eval_args(cfg: Any) -> dict[str, Any]:
     as perfect dominance (and that no checkpoint could beat for ``load_best_model_at_end``). It
     carries no information, so it is skipped even when ``eval_on_start: true`` asks for it.
     """
-    from axolotl_aot.integration.compat import axolotl_evaluating
-
-    if _evaluates_at_start(cfg) and int(os.environ.get("RANK", "0")) == 0 and not axolotl_evaluating():
+    if _evaluates_at_start(cfg) and int(os.environ.get("RANK", "0")) == 0 and not compat.axolotl_evaluating():
         skipped = "eval_on_start: true is ignored" if cfg.eval_on_start else "no evaluation at step 0"
         LOG.warning(
             "axolotl-aot: %s: before the first step the policy equals its reference, so it would score "

@@ -54,9 +54,9 @@ def settings_merged() -> bool:
     true for every ``axolotl`` command (the plugin registers first), false in a process that
     imported axolotl's trainers before the plugin registered.
     """
-    from axolotl_aot.integration.compat import AxolotlDPOConfig, AxolotlKTOConfig
+    from axolotl_aot.integration.compat import rl_training_args
 
-    return all(issubclass(config, AOTTrainingArguments) for config in (AxolotlDPOConfig, AxolotlKTOConfig))
+    return all(issubclass(config, AOTTrainingArguments) for config in rl_training_args())
 
 
 def settings_of(args: Any) -> AOTArgs:

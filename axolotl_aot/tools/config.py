@@ -4,6 +4,7 @@
 ``rl: aot`` is rewritten), validates against axolotl's schema merged with the plugins'
 models, and then normalises the config, which loads the model's config from its path
 or the hub. This stops before that last step, so a GPU config checks on any machine.
+Every axolotl name is reached through ``integration.compat``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from axolotl.cli.config import gpu_capabilities, prepare_plugins
-from axolotl.utils.config import validate_config
-from axolotl.utils.dict import DictDefault
+
+from axolotl_aot.integration import compat
 
 # What a recent NVIDIA GPU reports to axolotl, for validating GPU configs on a CPU machine.
 GPU_CAPABILITIES: dict[str, Any] = {
@@ -26,8 +26,9 @@ GPU_CAPABILITIES: dict[str, Any] = {
 }
 
 
-def load_and_validate(path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1) -> DictDefault:
-    """The validated config of the YAML at ``path``; pydantic/``ValueError`` errors propagate.
+def load_and_validate(path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1) -> Any:
+    """The validated config (axolotl's ``DictDefault``) of the YAML at ``path``; pydantic/``ValueError``
+    errors propagate.
 
     ``as_gpu`` validates against the capabilities of ``n_gpu`` GPUs instead of this machine's.
     """
@@ -35,20 +36,16 @@ def load_and_validate(path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1)
         return validate_raw(yaml.safe_load(file), path, as_gpu=as_gpu, n_gpu=n_gpu)
 
 
-def validate_raw(
-    raw: dict[str, Any], path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1
-) -> DictDefault:
+def validate_raw(raw: dict[str, Any], path: str | Path, *, as_gpu: bool = False, n_gpu: int = 1) -> Any:
     """Register the plugins on the parsed YAML ``raw`` (read from ``path``) and validate it.
 
     Against this machine's capabilities, as ``axolotl.cli.train`` would here, unless ``as_gpu``.
     """
-    cfg = DictDefault(raw)
+    cfg = compat.dict_default(raw)
     cfg.axolotl_config_path = str(path)
-    prepare_plugins(cfg)
-    capabilities, env_capabilities = gpu_capabilities()
-    if as_gpu:
-        capabilities = {**GPU_CAPABILITIES, "n_gpu": n_gpu}
-    return validate_config(cfg, capabilities=capabilities, env_capabilities=env_capabilities)
+    compat.prepare_plugins(cfg)
+    capabilities = {**GPU_CAPABILITIES, "n_gpu": n_gpu} if as_gpu else None
+    return compat.validate_config(cfg, capabilities=capabilities)
 
 
 def known_keys() -> set[str]:
@@ -57,11 +54,8 @@ def known_keys() -> set[str]:
     Axolotl drops any other key silently, so a misspelt one trains with the default.
     Call after ``validate_raw`` (which registers the config's plugins).
     """
-    from axolotl.integrations.config import merge_input_args
-
-    schema, _ = merge_input_args()
     keys = set()
-    for name, info in schema.model_fields.items():
+    for name, info in compat.schema_fields().items():
         keys.add(name)
         keys.update(alias for alias in (info.alias, info.validation_alias) if isinstance(alias, str))
     return keys

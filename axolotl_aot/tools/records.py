@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-FILE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".csv")
+# Each file type a local source can be, and the ``datasets`` builder that loads it (axolotl's ``ds_type``).
+SUFFIX_TYPES = {
+    ".jsonl": "json",
+    ".json": "json",
+    ".jsonl.gz": "json",
+    ".json.gz": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+}
+FILE_SUFFIXES = tuple(SUFFIX_TYPES)
 BOM = "\ufeff".encode()
 
 
@@ -39,6 +48,11 @@ def is_local(source: str | Path) -> bool:
     return Path(text).exists() or text.startswith((".", "/", "~")) or text.endswith(FILE_SUFFIXES)
 
 
+def file_suffix(path: Path) -> str:
+    """The suffix that tells a file's type: ``.jsonl.gz`` for a gzipped file, else the last one."""
+    return "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+
+
 def iter_records(source: str | Path, split: str | None = None) -> Iterator[Record]:
     """Yield every row of ``source`` in order; raise ``FileNotFoundError``/``ValueError`` if unusable."""
     path = Path(source).expanduser()
@@ -47,7 +61,7 @@ def iter_records(source: str | Path, split: str | None = None) -> Iterator[Recor
         return
     if not path.exists():
         raise FileNotFoundError(f"{source}: no such file or folder")
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    suffix = file_suffix(path)
     if path.is_dir():
         yield from _disk_records(path, split)
     elif suffix in (".jsonl", ".jsonl.gz") or (suffix in (".json", ".json.gz") and not _is_json_array(path)):

@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# The files a saved model's or adapter's weights are in, whole or indexed shards (transformers, PEFT);
+# also what ``integration.checkpoints`` requires of a checkpoint to resume from.
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",

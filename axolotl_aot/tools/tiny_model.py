@@ -120,8 +120,11 @@ def build_tiny_model(
         tie_word_embeddings=False,
         **config_changes,
     )
-    torch.manual_seed(seed)
-    model = model_cls(config)
+    # The CPU generator seeded, as torch.manual_seed does, inside a fork: the caller's random state is
+    # restored afterwards (initialisation runs on the CPU, so no CUDA generator is drawn from).
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        model = model_cls(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from axolotl_aot.integration.modes import BY_RL
+from axolotl_aot.integration.modes import Mode, of_config
 from axolotl_aot.tools.records import is_local, iter_records
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 from axolotl_aot.tools.synthetic import DATA_DIR
-from axolotl_aot.tools.tiny_model import build_tiny_model
+from axolotl_aot.tools.tiny_model import build_tiny_model, build_tokenizer
 
 PROBE = "axolotl_aot.tools.smoke.probe.SmokeProbe"
 CPU_RANKS = 2  # a multi-process config on a CPU: plain data parallelism over gloo, its engine dropped
@@ -60,7 +60,7 @@ class Plan:
 
     workdir: Path
     config: Path
-    mode: str
+    mode: Mode
     attention: str  # what the model must report: the YAML's kernel, or sdpa when it cannot run here
     requested_attention: str  # the YAML's kernel
     load_in_4bit: bool
@@ -76,11 +76,11 @@ class Plan:
 
 def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -> Plan:
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or raw.get("rl") not in BY_RL:
+    mode = of_config(raw) if isinstance(raw, dict) else None
+    if mode is None:
         raise ValueError(
             f"{config}: not an AOT config (rl must be aot or aot_unpaired); check it with aot-cli validate"
         )
-    mode = BY_RL[raw["rl"]].name
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = {k: v for k, v in raw.items() if k not in DROPPED}
     multi = bool(cfg.get("deepspeed") or cfg.get("fsdp") or cfg.get("fsdp_config"))
@@ -138,8 +138,6 @@ def _model(cfg: dict[str, Any], out: Path) -> list[Row]:
         ]
     _shrink(config)
     if tokenizer is None:
-        from axolotl_aot.tools.tiny_model import build_tokenizer
-
         tokenizer = build_tokenizer()
         config.vocab_size = len(tokenizer)
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
@@ -177,7 +175,7 @@ def _shrink(config: Any) -> None:
     config.architectures = config.architectures[:1] if config.architectures else None
 
 
-def _data(cfg: dict[str, Any], mode: str, config: Path, out: Path, steps: int) -> list[Row]:
+def _data(cfg: dict[str, Any], mode: Mode, config: Path, out: Path, steps: int) -> list[Row]:
     """Each dataset's first rows in a local JSONL; the bundled set when the data is not reachable."""
     out.mkdir(parents=True, exist_ok=True)
     count = (
@@ -197,7 +195,7 @@ def _data(cfg: dict[str, Any], mode: str, config: Path, out: Path, steps: int) -
             if is_local(source):
                 rows.append(failed(f"datasets[{index}]", f"{_first_line(err)}: fix the path"))
                 continue
-            bundled = DATA_DIR / f"parity_{mode}_train.jsonl"
+            bundled = DATA_DIR / f"parity_{mode.name}_train.jsonl"
             datasets.append(
                 {"path": str(bundled), "ds_type": "json", "split": "train", "type": "chatml.prompt_pairs"}
             )

@@ -1,0 +1,228 @@
+"""What a report says about each checkpoint, and the files it writes.
+
+``summarize`` turns a checkpoint's scores into dominance statistics, the AOT loss under each
+cost, the metrics training logs as ``eval_*`` (``evaluation.eval_metrics``, as the trainers log
+them) and a verdict. A reference scores every reward as exactly 0, so as a baseline the summary
+also gives the dominance of the log-probs of positives over negatives under the checkpoint and
+under the reference: about 0.5 violation for a model that has learned nothing. ``write_outputs``
+writes ``report.json`` and the plots (reward CDFs and quantile functions per checkpoint, the runs
+overlaid, the violation fraction over training).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from axolotl_aot.integration.checkpoints import checkpoint_step
+from axolotl_aot.integration.evaluation import Scores, aot_loss, eval_metrics
+from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
+from axolotl_aot.ot.losses import COSTS
+
+
+@dataclass
+class CheckpointReport:
+    """One checkpoint's summary, as ``report.json`` holds it; its raw ``scores`` only feed the plots."""
+
+    checkpoint: str
+    step: int | None
+    paired: bool
+    n_pos: int
+    n_neg: int
+    rewards: DominanceStats
+    aot_loss: dict[str, float]
+    logp_violation: float
+    ref_logp_violation: float
+    pair_accuracy: float | None = None
+    mean_margin: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # as training logs them after eval_
+    verdict: str = ""
+    plot: str | None = None
+    scores: Scores | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("scores")
+        return data
+
+
+@dataclass
+class RunReport:
+    """The checkpoints of one training run, scored under its own config."""
+
+    name: str
+    config: str
+    data: str | None
+    method: str  # rl of the config: aot, aot_unpaired, dpo, ipo, simpo or kto
+    mode: str  # paired or unpaired rows
+    beta: float
+    checkpoints: list[CheckpointReport] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("name")
+        data["checkpoints"] = [c.as_dict() for c in self.checkpoints]
+        return data
+
+
+def checkpoint_label(report: CheckpointReport, run: RunReport) -> str:
+    """``step N``; ``final (NAME)`` for the final model of an output folder reported with its
+    checkpoints; else the folder's name."""
+    if report.step is not None:
+        return f"step {report.step}"
+    name = Path(report.checkpoint).name
+    parents = {str(Path(other.checkpoint).parent) for other in run.checkpoints}
+    return f"final ({name})" if report.checkpoint in parents else name
+
+
+def summarize(
+    checkpoint: Path, scores: Scores, beta: float, cost: str = "logistic", label_smoothing: float = 0.0
+) -> CheckpointReport:
+    """Dominance statistics, AOT losses under each cost, the metrics training logs (under the
+    run's ``cost`` and ``label_smoothing``) and the verdict for one checkpoint."""
+    stats = dominance_stats(scores.reward_pos, scores.reward_neg)
+    losses = {name: aot_loss(scores, beta=beta, cost=name) for name in COSTS}
+    if scores.paired:
+        margins = scores.reward_pos - scores.reward_neg
+        accuracy, mean_margin = float((margins > 0).mean()), float(margins.mean())
+    else:
+        accuracy = mean_margin = None
+    violated = stats.violation_fraction
+    verdict = (
+        "dominance holds: positive rewards dominate negative rewards at every quantile"
+        if violated == 0
+        else f"dominance violated on {violated:.0%} of quantiles"
+    )
+    return CheckpointReport(
+        checkpoint=str(checkpoint),
+        step=checkpoint_step(checkpoint),
+        paired=scores.paired,
+        n_pos=len(scores.reward_pos),
+        n_neg=len(scores.reward_neg),
+        rewards=stats,
+        aot_loss=losses,
+        logp_violation=dominance_stats(scores.logp_pos, scores.logp_neg).violation_fraction,
+        ref_logp_violation=dominance_stats(scores.ref_logp_pos, scores.ref_logp_neg).violation_fraction,
+        pair_accuracy=accuracy,
+        mean_margin=mean_margin,
+        metrics=eval_metrics(scores, beta=beta, cost=cost, label_smoothing=label_smoothing),
+        verdict=verdict,
+        scores=scores,
+    )
+
+
+def write_outputs(runs: list[RunReport], out: Path) -> list[Path]:
+    """``report.json`` (keyed by run) and the PNG plots in ``out``; returns the plot paths.
+
+    Plots are named by run and checkpoint, so that no checkpoint's plot overwrites another's.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    for run in runs:
+        used: set[str] = set()
+        for report in run.checkpoints:
+            name = stem = f"{run.name}_{Path(report.checkpoint).name}"
+            for copy in range(2, len(run.checkpoints) + 2):
+                if name not in used:
+                    break
+                name = f"{stem}-{copy}"
+            used.add(name)
+            path = out / f"{name}_rewards.png"
+            _plot_rewards(plt, report, path)
+            report.plot = str(path)
+            plots.append(path)
+    if len(runs) > 1:
+        path = out / "runs_rewards.png"
+        _plot_runs(plt, runs, path)
+        plots.append(path)
+    if len(runs) > 1 or len(runs[0].checkpoints) > 1:
+        path = out / "violation_trend.png"
+        _plot_trend(plt, runs, path)
+        plots.append(path)
+    (out / "report.json").write_text(
+        json.dumps({"runs": {run.name: run.as_dict() for run in runs}}, indent=2, default=str)
+    )
+    return plots
+
+
+def _step_curves(cdf: Any, quantiles: Any, values: np.ndarray, **style: Any) -> None:
+    """The empirical CDF and the quantile function of ``values``."""
+    ordered = np.sort(values)
+    levels = np.arange(1, len(ordered) + 1) / len(ordered)
+    cdf.step(ordered, levels, where="post", **style)
+    quantiles.step(levels, ordered, where="pre", **style)
+
+
+def _finish(fig: Any, cdf: Any, quantiles: Any, title: str, path: Path) -> None:
+    cdf.set(title="empirical CDF of rewards", xlabel="reward  log pi - log pi_ref", ylabel="F(x)")
+    quantiles.set(title="quantile functions (positive above = dominance)", xlabel="t", ylabel="Q(t)")
+    for axis in (cdf, quantiles):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def _plot_rewards(plt: Any, report: CheckpointReport, path: Path) -> None:
+    scores = report.scores
+    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
+    _step_curves(cdf, quantiles, scores.reward_pos, label="positive", color="tab:green")
+    _step_curves(cdf, quantiles, scores.reward_neg, label="negative", color="tab:red")
+    title = f"{Path(report.checkpoint).name}: violation fraction {report.rewards.violation_fraction:.3f}"
+    _finish(fig, cdf, quantiles, title, path)
+    plt.close(fig)
+
+
+def _plot_runs(plt: Any, runs: list[RunReport], path: Path) -> None:
+    """The last checkpoint of every run overlaid: positives solid, negatives dashed, one color a run."""
+    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
+    for index, run in enumerate(runs):
+        scores, color = run.checkpoints[-1].scores, f"C{index}"
+        _step_curves(cdf, quantiles, scores.reward_pos, label=f"{run.name} positive", color=color)
+        _step_curves(cdf, quantiles, scores.reward_neg, label=f"{run.name} negative", color=color, ls="--")
+    _finish(fig, cdf, quantiles, "last checkpoint of each run", path)
+    plt.close(fig)
+
+
+def _trend_steps(run: RunReport) -> list[int]:
+    """The x of each checkpoint: its step; a final model (no step) at the run's last step seen."""
+    steps, last = [], None
+    for position, report in enumerate(run.checkpoints):
+        step = report.step if report.step is not None else (last if last is not None else position)
+        last = step
+        steps.append(step)
+    return steps
+
+
+def _plot_trend(plt: Any, runs: list[RunReport], path: Path) -> None:
+    fig, axis = plt.subplots(figsize=(6, 4))
+    for index, run in enumerate(runs):
+        steps = _trend_steps(run)
+        violations = [r.rewards.violation_fraction for r in run.checkpoints]
+        axis.plot(steps, violations, marker="o", color=f"C{index}", label=f"{run.name} rewards")
+        logps = [r.logp_violation for r in run.checkpoints]
+        axis.plot(steps, logps, marker="s", color=f"C{index}", ls=":", label=f"{run.name} log-probs")
+    for index, run in enumerate(runs):
+        reference = run.checkpoints[0].ref_logp_violation
+        axis.axhline(reference, color=f"C{index}", ls="--", alpha=0.5, label=f"{run.name} reference")
+    axis.set(
+        title="violation fraction over training",
+        xlabel="checkpoint step",
+        ylabel="violation fraction",
+        ylim=(0, 1),
+    )
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
