@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from axolotl_aot.integration.checkpoints import incomplete
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+FAST_STACK = version("axolotl").startswith("0.19")  # make test's stack; make test-latest runs axolotl 0.21
 TINY = {
     "paired": ROOT / "example_yamls/tiny/aot.yml",
     "unpaired": ROOT / "example_yamls/tiny/aot_unpaired.yml",
