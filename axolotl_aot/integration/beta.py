@@ -12,11 +12,11 @@ from typing import Any
 
 PAPER_BETA = 0.01  # the paper's recommendation (docs/method.md, "Costs"), not TRL's generic 0.1
 TRL_BETA = 0.1  # TRL's default
-BETA_KEYS = ("trl.beta", "rl_beta", "dpo_beta")  # axolotl's precedence
 
 
 def betas_set(cfg: Any) -> dict[str, Any]:
-    """The beta keys a config (raw YAML dict or axolotl's ``DictDefault``) sets, in axolotl's precedence."""
+    """The beta keys a config (raw YAML dict or axolotl's ``DictDefault``) sets, in axolotl's precedence
+    (the order below)."""
     trl = cfg.get("trl") if isinstance(cfg.get("trl"), dict) else {}
     values = {"trl.beta": trl.get("beta"), "rl_beta": cfg.get("rl_beta"), "dpo_beta": cfg.get("dpo_beta")}
     return {key: value for key, value in values.items() if value is not None}

@@ -58,8 +58,7 @@ OTHER_METHODS: dict[str, Mode] = {"dpo": PAIRED, "ipo": PAIRED, "simpo": PAIRED,
 def of_config(cfg: object) -> Mode | None:
     """The mode of a config: a raw YAML dict or axolotl's ``DictDefault``, before the plugin rewrote
     ``rl: aot*`` (``rl``) or after (``aot_mode``); None for any other method."""
-    get = cfg.get if hasattr(cfg, "get") else lambda key: getattr(cfg, key, None)
-    name, rl = get("aot_mode"), get("rl")
+    name, rl = _get(cfg, "aot_mode"), _get(cfg, "rl")
     if isinstance(name, str) and name in BY_NAME:
         return BY_NAME[name]
     return BY_RL.get(rl) if isinstance(rl, str) else None
@@ -68,6 +67,10 @@ def of_config(cfg: object) -> Mode | None:
 def data_mode(cfg: object) -> Mode | None:
     """The mode whose rows a config's dataset types produce: its own, or for another preference method
     (``rl: dpo``, ``kto``, ...) its row family; None for any other method."""
-    get = cfg.get if hasattr(cfg, "get") else lambda key: getattr(cfg, key, None)
-    rl = get("rl")
+    rl = _get(cfg, "rl")
     return of_config(cfg) or OTHER_METHODS.get(str(getattr(rl, "value", rl)))
+
+
+def _get(cfg: object, key: str) -> object:
+    """``cfg[key]`` of a dict or ``DictDefault``, an attribute of anything else; None when absent."""
+    return cfg.get(key) if hasattr(cfg, "get") else getattr(cfg, key, None)
