@@ -19,6 +19,7 @@ integration.rows: each mode's rows and loss
 integration.scopes: the sort scopes local, world and step
 integration.rng: the random state a forward starts from, replayed
 integration.logps: completion log-probs without the vocabulary logits
+integration.packing: padding-free batches: a micro-batch's sequences packed into rows
 integration.evaluation: the whole-set evaluation metrics
 integration.sampler: micro-batches with both labels (unpaired)
 integration.launch: multi-process launches on CPUs, unsharded ranks refused

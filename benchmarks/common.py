@@ -24,6 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "axolotl_aot/data"
 
 
+# What every variant trains with (each trainer's own config class), besides its output and lengths.
+TRAINING_ARGS = {
+    "report_to": [],
+    "use_cpu": True,
+    "bf16": False,
+    "beta": 0.1,
+    "learning_rate": 3e-3,
+    "lr_scheduler_type": "constant",
+    "logging_steps": 1,
+    "save_strategy": "no",
+    "seed": 0,
+    "remove_unused_columns": False,
+}
+
+
 def build_models(folder: Path, hidden_size: int, layers: int) -> tuple[Path, Path]:
     """A policy and a differently seeded reference of the same shape (so rewards are not all 0)."""
     from axolotl_aot.tools.tiny_model import build_tiny_model
@@ -51,7 +66,10 @@ def dataset(kind: str, split: str = "train") -> Any:
 
 
 def trainer(variant: str, models: tuple[Path, Path], output: Path, **args: Any) -> Any:
-    """A trainer of ``variant``: aot, trl-aot, aot-unpaired or kto, on the CPU in float32."""
+    """A trainer of ``variant``: aot, trl-aot, aot-unpaired or kto, on the CPU in float32.
+
+    ``scope`` and any ``aot_*`` key go to the AOT settings (``AOTArgs``), ``rows`` (a ``Dataset``)
+    replaces the bundled rows, the rest are training arguments."""
     import torch
     from axolotl.core.trainers.dpo.args import AxolotlDPOConfig
     from axolotl.core.training_args import AxolotlKTOConfig
@@ -62,21 +80,9 @@ def trainer(variant: str, models: tuple[Path, Path], output: Path, **args: Any) 
     from axolotl_aot.integration.modes import PAIRED, UNPAIRED
 
     scope = args.pop("scope", "world")
-    common = {
-        "output_dir": str(output),
-        "report_to": [],
-        "use_cpu": True,
-        "bf16": False,
-        "beta": 0.1,
-        "max_length": 64,
-        "learning_rate": 3e-3,
-        "lr_scheduler_type": "constant",
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "seed": 0,
-        "remove_unused_columns": False,
-        **args,
-    }
+    aot = {key: args.pop(key) for key in [k for k in args if k.startswith("aot_")]}
+    rows = args.pop("rows", None)
+    common = {"output_dir": str(output), "max_length": 64, **TRAINING_ARGS, **args}
     policy = AutoModelForCausalLM.from_pretrained(models[0], dtype=torch.float32)
     reference = AutoModelForCausalLM.from_pretrained(models[1], dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(models[0])
@@ -87,19 +93,27 @@ def trainer(variant: str, models: tuple[Path, Path], output: Path, **args: Any) 
             policy,
             reference,
             args=common,
-            settings=AOTArgs(aot_sort_scope=scope),
-            train_dataset=dataset(mode.name),
+            settings=AOTArgs(aot_sort_scope=scope, **aot),
+            train_dataset=dataset(mode.name) if rows is None else rows,
             processing_class=tokenizer,
         )
     if variant == "trl-aot":
         config = AxolotlDPOConfig(**common, loss_type=["aot"])
         built = _axolotl_dpo_trainer()(
-            policy, reference, args=config, train_dataset=dataset("paired"), processing_class=tokenizer
+            policy,
+            reference,
+            args=config,
+            train_dataset=dataset("paired") if rows is None else rows,
+            processing_class=tokenizer,
         )
     else:
         config = AxolotlKTOConfig(**common, loss_type="kto", train_sampling_strategy="sequential")
         built = _axolotl_kto_trainer()(
-            policy, reference, args=config, train_dataset=dataset("unpaired"), processing_class=tokenizer
+            policy,
+            reference,
+            args=config,
+            train_dataset=dataset("unpaired") if rows is None else rows,
+            processing_class=tokenizer,
         )
     return built
 

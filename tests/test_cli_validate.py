@@ -31,6 +31,31 @@ def test_tiny_configs_pass_with_no_problem(tmp_path, mode, tiny):
     assert problems(tiny(tmp_path, mode)) == (0, [])
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"attn_implementation": "flash_attention_2"}, None),
+        ({"attn_implementation": "eager"}, None),
+        (
+            {"attn_implementation": "flex_attention"},
+            "micro-batches padded: attention implementation 'flex_attention' is not one that separates "
+            "packed sequences (one of eager, flash_attention_2, flash_attention_3, sdpa)",
+        ),
+        ({"attn_implementation": "flex_attention", "aot_padding_free": False}, None),
+        (
+            {"base_model": "org/not-in-the-cache"},
+            "micro-batches packed unless the model cannot take packed rows (decided when it loads: the "
+            "model's config is not readable here (OSError))",
+        ),
+    ],
+)
+def test_validate_says_whether_the_micro_batches_are_packed(tmp_path, tiny, change, message):
+    """Silence when packed (the default) or padded on request; the reason when the model must be padded."""
+    code, found = problems(tiny(tmp_path, **change), "--gpu")
+    said = [p["message"] for p in found if p["key"] == "aot_padding_free"]
+    assert code == 0 and said == ([message] if message else []), found
+
+
 def test_gpu_examples_pass_and_hub_data_is_reported_unchecked():
     examples = sorted((ROOT / "example_yamls").glob("aot*.yml"))
     assert len(examples) == 5  # 1 GPU paired and unpaired, DeepSpeed ZeRO-2, FSDP2, ZeRO-3

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 import transformers
 from trl.trainer.utils import selective_log_softmax
 
 from axolotl_aot.integration.logps import LMHead, chunked_head, sequence_logps, token_logps
+from axolotl_aot.integration.packing import padded
 
 COMMON = {
     "vocab_size": 97,
@@ -83,7 +82,7 @@ def test_chunked_equals_full_logits(name, padding_side):
 
     expected = full_logps(model, ids, attention, completion)
     expected_grads = grads(model, (weights * expected).sum())
-    got = sequence_logps(chunked, ids, attention, completion, chunk_size=5).logps  # 5 divides no row
+    got = sequence_logps(chunked, padded(ids, attention, completion), chunk_size=5).logps  # 5 divides no row
     got_grads = grads(model, (weights * got).sum())
 
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
@@ -102,7 +101,7 @@ def test_bf16_autocast_uses_the_models_matmul_dtype_and_a_float32_logsumexp():
     ids, attention, completion = batch("right")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits
-        got = sequence_logps(chunked_head(model), ids, attention, completion, chunk_size=5).logps
+        got = sequence_logps(chunked_head(model), padded(ids, attention, completion), chunk_size=5).logps
         got.sum().backward()
     per_token = selective_log_softmax(logits[:, :-1].float(), ids[:, 1:])
     expected = per_token.masked_fill(completion[:, 1:] == 0, 0.0).sum(-1)
@@ -168,7 +167,7 @@ def test_a_training_step_never_allocates_the_vocabulary_logits():
     completion[:, :24] = 0
     logits_bytes = int(completion[:, 1:].sum()) * 128_256 * 4
     trainer = loss_path(AOTPairedTrainer, policy, "local")
-    trainer.ref_model, trainer.args = reference, SimpleNamespace(gradient_checkpointing_kwargs=None)
+    trainer.ref_model = reference
 
     def step(chunk: int, **reference: torch.Tensor) -> None:
         trainer.aot = AOTArgs(aot_sort_scope="local", aot_logits_chunk_size=chunk)
@@ -211,7 +210,7 @@ def test_a_partitioned_head_is_gathered_in_forward_and_again_in_backward():
 
     chunked = chunked_head(model, gather=gather)
     assert not isinstance(chunked, str), chunked
-    got = sequence_logps(chunked, ids, attention, completion, chunk_size=4).logps
+    got = sequence_logps(chunked, padded(ids, attention, completion), chunk_size=4).logps
     assert entered == [0] and head.numel() == 0  # forward: gathered, then partitioned again
     (grad,) = torch.autograd.grad(got.sum(), [head])
     assert entered == [0, 1]  # backward recomputed the chunks with the whole weight

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import re
@@ -17,7 +18,7 @@ import trl.trainer.dpo_trainer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axolotl_aot.ot.losses import COSTS, aot_paired_loss, aot_unpaired_loss, cost_fn
+from axolotl_aot.ot.losses import COSTS, aot_paired_loss, aot_unpaired_loss, check_finite, cost_fn
 
 REWARD = st.floats(-10, 10, allow_nan=False, allow_subnormal=False)
 # Rewards with many exact ties as well as generic values.
@@ -301,3 +302,67 @@ def test_paired_bad_input_raises_naming_argument_and_value():
         aot_paired_loss(GOOD, GOOD, GOOD[:, None], GOOD, beta=0.1)
     with pytest.raises(ValueError, match="cost must be one of"):
         aot_paired_loss(GOOD, GOOD, GOOD, GOOD, beta=0.1, cost="ipo")
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("loss", "inputs", "name", "index"),
+    [
+        (aot_paired_loss, [GOOD, GOOD, torch.tensor([0.0, NAN]), GOOD], "ref_chosen_logps", 2),
+        (aot_unpaired_loss, [torch.tensor([0.0, 1.0, 2.0]), torch.tensor([0.0, float("-inf")])], "neg", 1),
+    ],
+)
+def test_check_finite_false_defers_the_same_error_to_check_finite(loss, inputs, name, index):
+    with pytest.raises(ValueError) as eager:
+        loss(*inputs, beta=0.1)
+    assert loss(*inputs, beta=0.1, check_finite=False).dim() == 0  # no error: the caller checks
+    with pytest.raises(ValueError) as deferred:
+        check_finite(name, inputs[index])
+    assert str(deferred.value) == str(eager.value)
+    assert str(eager.value).startswith(f"{name} has a non-finite value ")
+    assert str(eager.value).endswith("at index 1")
+    check_finite(name, GOOD)  # finite: nothing raised
+
+
+class HostRead(AssertionError):
+    """A loss call read a tensor's value on the host (a device sync) or built one from host data."""
+
+
+@contextlib.contextmanager
+def host_reads_forbidden(monkeypatch):
+    """Every way of reading a tensor's value into Python, and of building a tensor from host data,
+    raises ``HostRead``: on a GPU the first would sync with the device, the second copy to it."""
+
+    def forbidden(*args, **kwargs):
+        raise HostRead
+
+    with monkeypatch.context() as m:
+        for method in ("item", "tolist", "nonzero", "__bool__", "__int__", "__float__"):
+            m.setattr(torch.Tensor, method, forbidden)
+        for factory in ("tensor", "as_tensor", "from_numpy"):
+            m.setattr(torch, factory, forbidden)
+        yield
+
+
+def test_an_unchecked_loss_call_reads_nothing_on_the_host(monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    paired = [torch.randn(6, generator=generator) for _ in range(4)]
+    pos, neg = torch.randn(5, generator=generator), torch.randn(3, generator=generator)  # n != m
+    expected = [
+        aot_paired_loss(*paired, beta=0.3, cost="squared_hinge"),
+        aot_unpaired_loss(pos, neg, beta=0.3, label_smoothing=0.1),  # copies the (5, 3) coupling once
+    ]
+    with host_reads_forbidden(monkeypatch):
+        unchecked = [
+            aot_paired_loss(*paired, beta=0.3, cost="squared_hinge", check_finite=False),
+            aot_unpaired_loss(pos, neg, beta=0.3, label_smoothing=0.1, check_finite=False),
+        ]
+    assert [u.item() for u in unchecked] == [e.item() for e in expected]
+    for checked in (
+        lambda: aot_paired_loss(*paired, beta=0.3),
+        lambda: aot_unpaired_loss(pos, neg, beta=0.3),
+    ):
+        with host_reads_forbidden(monkeypatch), pytest.raises(HostRead):  # the default check reads its answer
+            checked()

@@ -115,6 +115,8 @@ def train_ok(cfg: Path, processes: int = 1) -> Path:
     done = train(cfg, "torchrun", processes, env=environment()) if processes > 1 else train(cfg)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     assert FALLBACK not in done.stdout + done.stderr  # the chunked log-probs under every engine
+    # The ranks pack their batches (the harness's large-model rows); one process stays padded.
+    assert ("AOT test harness: packed rows" in done.stderr) == (processes > 1)
     out = Path(yaml.safe_load(cfg.read_text())["output_dir"])
     (out / "train.log").write_text(done.stdout + done.stderr)
     return out

@@ -58,6 +58,7 @@ def test_tiny_configs_every_row_ok(tmp_path, tiny_model, mode):
     )
     assert rows["attention kernel"]["detail"].startswith(reloaded.config._attn_implementation)
     assert rows["4-bit layers"]["detail"] == "none requested"
+    assert rows["padding-free batches"]["detail"] == "packed (sdpa separates the sequences of a row)"
     assert rows["optimizer step"]["detail"].startswith("2 steps")
     sort_size = 16  # micro_batch_size: pairs (paired) or sequences (unpaired) per sort
     log = json.loads((tmp_path / "smoke/out/checkpoint-2/trainer_state.json").read_text())["log_history"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from trainer_setup import (
 )
 from trl import DPOTrainer
 
+from axolotl_aot.integration import trainers
 from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.trainers import AOTPairedTrainer, AOTUnpairedTrainer
 from axolotl_aot.ot.losses import aot_paired_loss
@@ -43,6 +45,22 @@ def test_local_scope_equals_trl_aot_on_the_same_batch_and_model(models, tmp_path
     for key in ("aot/violation_fraction", "aot/win_rate", "aot/sort_size", "rewards/margins"):
         assert key in ours._metrics["train"]
     assert ours._metrics["train"]["aot/sort_size"] == [float(PAIRS)]
+
+
+def test_a_training_step_is_trls_without_a_garbage_collection(models, tmp_path, monkeypatch):
+    """axolotl 0.19's DPO trainer runs gc.collect() after every training step (0.36 s a step of the
+    throughput benchmark's model); the AOT trainers run TRL's step, with the same loss."""
+    trainer = paired_trainer(AOTPairedTrainer, models, tmp_path, AOTArgs(aot_sort_scope="local"))
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    with torch.no_grad():
+        expected = trainer.compute_loss(trainer.model, batch)
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *args: collected.append(args) or 0)
+    trainer.current_gradient_accumulation_steps = 1  # as the Trainer's loop sets it
+    loss = trainer.training_step(trainer.model, batch)
+    assert collected == []
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=0)
 
 
 def test_cost_and_smoothing_settings_reach_the_loss(models, tmp_path):
@@ -158,6 +176,47 @@ def test_a_one_sided_local_scope_gives_zero_loss_no_nan_and_is_counted(models, t
     assert all(torch.isfinite(p.grad).all() and not p.grad.any() for p in model.parameters())
     assert shell._metrics["train"]["aot/one_sided"] == [1.0]
     assert "aot/violation_fraction" not in shell._metrics["train"]
+
+
+# ---- the loss inputs' finiteness, checked at the log ----
+
+
+def test_a_nan_log_prob_raises_the_loss_error_at_the_log_not_in_the_loss(models, tmp_path, monkeypatch):
+    """The trainer's loss calls skip the finiteness check (a device sync per call); ``log`` runs it and
+    raises the loss's own error (the sort's metrics skip non-finite rewards and leave it to ``log``)."""
+    trainer = paired_trainer(AOTPairedTrainer, models, tmp_path, AOTArgs(aot_sort_scope="local"))
+    batch = next(iter(trainer.get_train_dataloader()))
+    forward_rows = trainer.forward_rows
+
+    def with_nan(model, inputs, reference=None):
+        """The policy's log-prob of pair 2's rejected completion is NaN."""
+        rows = forward_rows(model, inputs, reference)
+        rejected = rows.columns.rejected
+        nan = torch.zeros_like(rejected).index_fill(0, torch.tensor([2]), float("nan"))
+        return rows._replace(columns=rows.columns._replace(rejected=rejected + nan))
+
+    monkeypatch.setattr(trainer, "forward_rows", with_nan)
+    trainer.model.train()
+    loss = trainer._compute_loss(trainer.model, batch)  # no error yet
+    assert torch.isnan(loss)
+    with pytest.raises(ValueError, match=r"^policy_rejected_logps has a non-finite value nan at index 2$"):
+        trainer.log({"loss": loss.item()})
+    trainer.log({"loss": 0.5})  # each input is checked once: nothing is left for the next log
+    assert trainer.state.log_history[-1]["loss"] == 0.5
+
+
+def test_unchecked_loss_inputs_are_checked_at_a_limit_when_no_log_comes(monkeypatch):
+    """``predict`` never logs: the recorded inputs are checked (and dropped) at ``UNCHECKED_LIMIT``."""
+    trainer = loss_path(AOTUnpairedTrainer, None, "local")
+    monkeypatch.setattr(trainers, "UNCHECKED_LIMIT", 6)  # tensors: three calls of pos and neg
+    pos, neg = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([0.5, -1.0])
+    for _ in range(10):
+        trainer.loss_fn(pos, neg)
+        assert 0 < len(trainer._unchecked) <= 6
+    trainer.loss_fn(pos, torch.tensor([0.0, float("nan")]))  # no error yet
+    with pytest.raises(ValueError, match=r"^neg has a non-finite value nan at index 1$"):
+        for _ in range(3):
+            trainer.loss_fn(pos, neg)
 
 
 # ---- the optimizer-step scope ----

@@ -72,7 +72,8 @@ def loss_path(cls, model: torch.nn.Module, scope: str):
     trainer.model, trainer.ref_model, trainer.beta = model, None, BETA
     trainer.precompute_ref_logps = True
     trainer.aux_loss_enabled, trainer._total_train_tokens = False, 0  # set by TRL's constructor
-    trainer.accelerator, trainer.is_fsdp_enabled = SimpleNamespace(unwrap_model=lambda m: m), False
+    trainer.accelerator, trainer.is_fsdp_enabled = SimpleNamespace(unwrap_model=lambda m, **_: m), False
+    trainer.args = SimpleNamespace(torch_compile=False, gradient_checkpointing_kwargs=None)
     trainer._init_aot(AOTArgs(aot_sort_scope=scope))
     trainer._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
     return trainer

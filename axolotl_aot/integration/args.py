@@ -56,6 +56,16 @@ class AOTArgs(BaseModel):
             "logits. Models whose head cannot be reproduced exactly use the full logits with a logged reason."
         },
     )
+    aot_padding_free: bool = Field(
+        default=True,
+        json_schema_extra={
+            "description": "Pack each micro-batch's sequences into rows without padding (position_ids "
+            "restarting per sequence), so that the model computes only real tokens; log-probs equal the "
+            "padded batch's. Models or attention implementations that cannot separate packed sequences "
+            "(other than sdpa, eager, flash_attention_2/3) are padded, with the reason logged once. "
+            "false: pad as TRL does."
+        },
+    )
     router_aux_loss_coef: float | None = Field(
         default=None,
         ge=0.0,

@@ -15,7 +15,9 @@ policy pass needs nothing of the model's full forward.
 
 ``chunked_head`` says whether a model's head can be reproduced exactly (a plain linear map,
 optionally followed by a known logit scale or soft-capping) and otherwise why not, so the
-caller can fall back to the full logits. Pure torch: nothing here knows of trainers.
+caller can fall back to the full logits. The batch comes as ``packing.Tokens``: padded rows, or
+sequences packed without padding, whose completion tokens are summed per sequence alike. Pure
+torch: nothing here knows of trainers.
 
 Sharded heads (docs/logps.md, "Sharded engines"): under FSDP2 the weight is a DTensor, gathered
 once per pass with ``full_tensor()`` (its backward reduce-scatters the gradient onto the shard);
@@ -35,6 +37,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
+
+from axolotl_aot.integration.packing import Tokens
 
 # model_type -> (config attribute, how it maps the logits), read from each family's
 # ``ForCausalLM.forward``: these apply ``lm_head`` and then at most this one transformation.
@@ -74,18 +78,13 @@ class TokenStats(NamedTuple):
     correct: torch.Tensor  # tokens whose most likely next token is the target
 
     @classmethod
-    def from_logits(
-        cls, logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor
-    ) -> TokenStats:
-        """From a model's full (batch, tokens, vocab) logits, as TRL computes them."""
-        z = logits[:, :-1].detach().float()
-        mask = completion_mask[:, 1:].to(z.dtype)
+    def from_logits(cls, logits: torch.Tensor, tokens: Tokens) -> TokenStats:
+        """From a model's full (rows, tokens, vocab) logits of ``tokens``, as TRL computes them."""
+        z = logits[:, :-1][tokens.predicts].detach().float()
         logp = torch.log_softmax(z, dim=-1)
         entropy = -(logp.exp() * logp).sum(-1)
-        correct = (z.argmax(-1) == input_ids[:, 1:]).to(z.dtype)
-        return cls(
-            mask.sum(-1), (entropy * mask).sum(-1), (z.mean(-1) * mask).sum(-1), (correct * mask).sum(-1)
-        )
+        correct = (z.argmax(-1) == tokens.targets()).to(z.dtype)
+        return cls(*per_row(tokens, torch.ones_like(entropy), entropy, z.mean(-1), correct))
 
     @classmethod
     def cat(cls, parts: list[TokenStats]) -> TokenStats:
@@ -165,6 +164,8 @@ def router_aux_loss(model: nn.Module) -> RouterAux | None:
     """The load-balancing loss a Mixture-of-Experts ``*ForCausalLM`` adds in its own forward:
     its module's ``load_balancing_loss_func`` with its expert counts (Mixtral, Qwen2/3-MoE,
     OLMoE, ...), or None for a dense model or one whose forward computes it otherwise."""
+    if hasattr(model, "get_base_model"):  # PEFT
+        model = model.get_base_model()
     loss_fn = getattr(sys.modules.get(type(model).__module__), "load_balancing_loss_func", None)
     experts, top_k = getattr(model, "num_experts", None), getattr(model, "num_experts_per_tok", None)
     if loss_fn is None or experts is None or top_k is None:
@@ -174,46 +175,38 @@ def router_aux_loss(model: nn.Module) -> RouterAux | None:
 
 def sequence_logps(
     model: ChunkedModel,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    completion_mask: torch.Tensor,
+    tokens: Tokens,
     chunk_size: int,
     *,
     stats: bool = False,
     aux_loss: bool = False,
 ) -> Completions:
-    """(batch,) log pi(completion | prompt), summed over the completion tokens; with ``stats`` the
-    rows' ``TokenStats``, with ``aux_loss`` the router loss (needs ``model.router_aux``)."""
+    """(sequences,) log pi(completion | prompt), summed over the completion tokens of ``tokens``
+    (padded or packed); with ``stats`` the rows' ``TokenStats``, with ``aux_loss`` the router loss
+    over the real tokens (needs ``model.router_aux``)."""
     extra = {"output_router_logits": True} if aux_loss else {}
-    out = model.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **extra)
-    logps, token_stats = gathered_logps(
-        out.last_hidden_state, input_ids, completion_mask, model.head(), chunk_size, stats=stats
-    )
-    aux = model.router_aux(out.router_logits, attention_mask) if aux_loss else None
+    out = model.backbone(**tokens.model_inputs(), **extra)
+    logps, token_stats = gathered_logps(out.last_hidden_state, tokens, model.head(), chunk_size, stats=stats)
+    aux = model.router_aux(out.router_logits, tokens.real) if aux_loss else None
     return Completions(logps, token_stats, aux)
 
 
 def gathered_logps(
-    hidden: torch.Tensor,
-    input_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-    head: LMHead,
-    chunk_size: int,
-    *,
-    stats: bool = False,
+    hidden: torch.Tensor, tokens: Tokens, head: LMHead, chunk_size: int, *, stats: bool = False
 ) -> tuple[torch.Tensor, TokenStats | None]:
-    """Per-sequence sums of the completion tokens' log-probs from last hidden states (batch, tokens, h),
+    """Per-sequence sums of the completion tokens' log-probs from last hidden states (rows, T, h),
     and with ``stats`` their ``TokenStats``."""
-    predicts = completion_mask[:, 1:].bool()  # the hidden state at t predicts token t+1
-    rows = torch.arange(len(input_ids), device=input_ids.device).unsqueeze(1).expand_as(predicts)[predicts]
-    targets = input_ids[:, 1:][predicts]
-    per_token, *extras = _chunked(hidden[:, :-1][predicts], targets, head, chunk_size, stats)
-    logps = per_token.new_zeros(len(input_ids)).index_add(0, rows, per_token)
+    per_token, *extras = _chunked(hidden[:, :-1][tokens.predicts], tokens.targets(), head, chunk_size, stats)
     if not stats:
-        return logps, None
-    ones = torch.ones_like(extras[0])
-    sums = [ones.new_zeros(len(input_ids)).index_add(0, rows, x) for x in (ones, *extras)]
+        return per_row(tokens, per_token)[0], None
+    logps, *sums = per_row(tokens, per_token, torch.ones_like(extras[0]), *extras)
     return logps, TokenStats(*sums)
+
+
+def per_row(tokens: Tokens, *values: torch.Tensor) -> list[torch.Tensor]:
+    """Each (completion tokens,) ``values`` summed per sequence of the batch."""
+    owner = tokens.completion_owner()
+    return [x.new_zeros(tokens.sequences).index_add(0, owner, x) for x in values]
 
 
 def token_logps(hidden: torch.Tensor, targets: torch.Tensor, head: LMHead, chunk_size: int) -> torch.Tensor:

@@ -53,6 +53,7 @@ class Layout(Protocol):
 
     paired: bool
     columns: type[PairColumns] | type[SampleColumns]
+    loss_names: tuple[str, ...]  # the loss's parameter names of ``loss_inputs``, as its errors name them
 
     def rows(self, policy: Completions, reference: Reference, inputs: dict[str, Any]) -> Rows: ...
 
@@ -68,15 +69,22 @@ class Layout(Protocol):
 
     def positive_rows(self, columns: Columns) -> torch.Tensor: ...
 
-    def loss(self, settings: AOTArgs, beta: float) -> Callable[..., torch.Tensor]: ...
+    def loss(
+        self, settings: AOTArgs, beta: float, *, check_finite: bool = True
+    ) -> Callable[..., torch.Tensor]: ...
 
 
 # The first loss inputs carry the policy's gradient (paired: chosen, rejected; unpaired: both rewards).
 POLICY_TERMS = 2
 
 
-def _loss_kwargs(settings: AOTArgs, beta: float) -> dict[str, Any]:
-    return {"beta": beta, "cost": settings.aot_cost, "label_smoothing": settings.aot_label_smoothing}
+def _loss_kwargs(settings: AOTArgs, beta: float, check_finite: bool) -> dict[str, Any]:
+    return {
+        "beta": beta,
+        "cost": settings.aot_cost,
+        "label_smoothing": settings.aot_label_smoothing,
+        "check_finite": check_finite,
+    }
 
 
 class PairedRows:
@@ -84,6 +92,7 @@ class PairedRows:
 
     paired = True
     columns = PairColumns
+    loss_names = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps")
 
     def rows(self, policy: Completions, reference: Reference, inputs: dict[str, Any]) -> Rows:
         chosen, rejected = policy.logps.chunk(2)  # the collator stacks the chosen rows above the rejected
@@ -116,8 +125,11 @@ class PairedRows:
         pairs = len(columns[0])
         return torch.arange(2 * pairs, device=columns[0].device) < pairs
 
-    def loss(self, settings: AOTArgs, beta: float) -> Callable[..., torch.Tensor]:
-        return functools.partial(aot_paired_loss, **_loss_kwargs(settings, beta))
+    def loss(
+        self, settings: AOTArgs, beta: float, *, check_finite: bool = True
+    ) -> Callable[..., torch.Tensor]:
+        """``check_finite``: as in ``aot_paired_loss``."""
+        return functools.partial(aot_paired_loss, **_loss_kwargs(settings, beta, check_finite))
 
 
 class UnpairedRows:
@@ -125,6 +137,7 @@ class UnpairedRows:
 
     paired = False
     columns = SampleColumns
+    loss_names = ("pos", "neg")
 
     def rows(self, policy: Completions, reference: Reference, inputs: dict[str, Any]) -> Rows:
         labels = torch.as_tensor(inputs["label"], dtype=policy.logps.dtype, device=policy.logps.device)
@@ -153,8 +166,11 @@ class UnpairedRows:
     def positive_rows(self, columns: Columns) -> torch.Tensor:
         return columns[2].bool()
 
-    def loss(self, settings: AOTArgs, beta: float) -> Callable[..., torch.Tensor]:
-        return functools.partial(_unpaired_or_zero, **_loss_kwargs(settings, beta))
+    def loss(
+        self, settings: AOTArgs, beta: float, *, check_finite: bool = True
+    ) -> Callable[..., torch.Tensor]:
+        """``check_finite``: as in ``aot_unpaired_loss``."""
+        return functools.partial(_unpaired_or_zero, **_loss_kwargs(settings, beta, check_finite))
 
 
 def _unpaired_or_zero(pos: torch.Tensor, neg: torch.Tensor, **loss_kwargs: Any) -> torch.Tensor:

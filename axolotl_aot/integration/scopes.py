@@ -202,7 +202,9 @@ def scope_of(name: str) -> Scope:
 def log_sort(trainer: AOTTrainer, pos: torch.Tensor, neg: torch.Tensor) -> None:
     """Dominance of the sort's positive over negative rewards (beta-scaled, as TRL's rewards/*)."""
     metrics = compat.metrics(trainer, "train")
-    pos, neg = trainer.beta * pos.float(), trainer.beta * neg.float()
+    pos, neg = trainer.beta * pos.float().cpu(), trainer.beta * neg.float().cpu()  # the metrics read them
+    if not (torch.isfinite(pos).all() and torch.isfinite(neg).all()):
+        return  # the trainer's ``log`` raises the loss's own error for them
     if not trainer.layout.paired:
         metrics["aot/one_sided"].append(float(not (pos.numel() and neg.numel())))
     if pos.numel() and neg.numel():

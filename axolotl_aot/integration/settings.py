@@ -30,7 +30,8 @@ PRECOMPUTE_ACROSS_RANKS = (
 INCOMPATIBLE: dict[str, str] = {
     "sample_packing": "AOT scores whole (prompt, completion) sequences; packing merges them",
     "eval_sample_packing": "AOT scores whole (prompt, completion) sequences; packing merges them",
-    "dpo_padding_free": "the AOT trainers read padded batches",
+    "dpo_padding_free": "TRL's DPO padding_free is off since TRL 1.14; the AOT trainers pack each "
+    "micro-batch themselves (aot_padding_free, on by default)",
     "dpo_use_weighting": "per-pair weights break the uniform measures that the OT sort couples",
     "dpo_use_liger_kernel": "Liger's fused DPO loss computes its own loss, not AOT's; the AOT trainers "
     "already compute log-probs without the vocabulary logits (tune the chunk with aot_logits_chunk_size)",
@@ -290,7 +291,7 @@ def setting_problems(data: dict[str, Any], mode: Mode | None = None) -> list[Set
     if mode is None:
         return []
     rl = mode.rl
-    problems = [*_beta_problems(data, rl), *_engine_problems(data, rl)]
+    problems = [*_beta_problems(data, rl), *_engine_problems(data, rl), *_compile_problems(data, rl)]
     trl = data.get("trl") if isinstance(data.get("trl"), dict) else {}
     keys = [*SETTINGS, *(f"trl.{name}" for name in trl if f"trl.{name}" not in SETTINGS)]
     for key in keys:
@@ -361,6 +362,19 @@ def _engine_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
             f"fsdp_version: {data.get('fsdp_version', 1)!r} (FSDP1) has a cost with rl: {rl}: FSDP1 "
             "flattens the LM head into its shards, so the AOT log-probs use the full [tokens, vocab] "
             "logits. Set fsdp_version: 2 to keep the chunked log-probs",
+        )
+
+
+def _compile_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
+    """What ``torch_compile`` compiles: the chunked log-probs bypass the Trainer's compiled model, so the
+    trainers compile the backbone they call; the chunked head between it and the loss stays eager."""
+    if _truthy(data.get("torch_compile")) and data.get("aot_logits_chunk_size") != 0:
+        yield SettingProblem(
+            "torch_compile",
+            "warned",
+            f"torch_compile: {data.get('torch_compile')!r} with rl: {rl} compiles the model's backbone; the "
+            "chunked LM head (aot_logits_chunk_size) and the AOT loss run eagerly after it. Set "
+            "aot_logits_chunk_size: 0 to compile the model's whole forward, [tokens, vocab] logits included",
         )
 
 

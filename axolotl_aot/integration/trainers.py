@@ -10,7 +10,11 @@ is imported.
 
 Log-probs come from ``logps``: the backbone's hidden states at completion positions through
 the LM head in chunks, never the [tokens, vocab] logits, for the policy, the reference and
-``precompute_ref_log_probs`` alike (the full logits when the head cannot be reproduced).
+``precompute_ref_log_probs`` alike (the full logits when the head cannot be reproduced). Every
+forward takes the micro-batch's sequences packed without padding (``packing``, ``aot_padding_free``)
+where the model separates packed sequences exactly; with ``torch_compile`` the backbone those
+passes call is compiled. The loss calls skip the finiteness check's device sync: ``log`` checks
+the recorded inputs once per logged step and raises the loss's own error.
 
 What TRL's DPO/KTO ``_compute_loss`` adds beyond its loss, the trainers add too: a
 Mixture-of-Experts model's router load-balancing loss (``router_aux_loss_coef * aux_loss``,
@@ -27,25 +31,38 @@ calls, on the rows ``score_batch`` gives it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-from accelerate.utils import is_peft_model
+from accelerate.utils import is_compiled_module, is_peft_model
 
-from axolotl_aot.integration import compat
+from axolotl_aot.integration import compat, packing
 from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.evaluation import Scores, eval_metrics
-from axolotl_aot.integration.logps import ChunkedModel, Completions, TokenStats, chunked_head, sequence_logps
+from axolotl_aot.integration.logps import (
+    ChunkedModel,
+    Completions,
+    TokenStats,
+    chunked_head,
+    per_row,
+    router_aux_loss,
+    sequence_logps,
+)
+from axolotl_aot.integration.packing import Tokens
 from axolotl_aot.integration.rows import Layout, PairedRows, Reference, Rows, UnpairedRows, cpu_rows
 from axolotl_aot.integration.sampler import LabelMixingSampler, check_both_labels
 from axolotl_aot.integration.scopes import Scope, scope_of
 from axolotl_aot.integration.training_args import settings_of
 from axolotl_aot.ot.distributed import all_gather_variable
+from axolotl_aot.ot.losses import check_finite
 
 LOG = logging.getLogger(__name__)
+# At most this many loss inputs wait for ``log`` (``predict`` and a long logging_steps never log).
+UNCHECKED_LIMIT = 256
 
 
 class AOTTrainer:
@@ -69,12 +86,24 @@ class AOTTrainer:
         self.aot = settings
         self.scope: Scope = scope_of(settings.aot_sort_scope)
         self._evaluation: list[Rows] | None = None  # the rows of the evaluation loop that is running
-        self._logged_fallbacks: set[str] = set()  # each full-logits reason is logged once
+        self._logged_fallbacks: set[str] = set()  # each fallback's reason is logged once
+        self._compiled_backbones: dict[torch.nn.Module, torch.nn.Module] = {}  # torch_compile
+        self._unchecked: list[tuple[str, torch.Tensor]] = []  # loss inputs whose finiteness ``log`` checks
 
     @property
     def loss_fn(self) -> Callable[..., torch.Tensor]:
-        """The AOT loss of this trainer's mode, beta and settings."""
-        return self.layout.loss(self.aot, self.beta)
+        """The AOT loss of this trainer's mode, beta and settings, without the device sync of its
+        finiteness check: each call records its detached inputs, and ``log`` checks them."""
+        loss = self.layout.loss(self.aot, self.beta, check_finite=False)
+
+        def checked_at_log(*tensors: torch.Tensor) -> torch.Tensor:
+            value = loss(*tensors)
+            if len(self._unchecked) >= UNCHECKED_LIMIT:
+                self._check_loss_inputs()
+            self._unchecked.extend(zip(self.layout.loss_names, (t.detach() for t in tensors), strict=True))
+            return value
+
+        return checked_at_log
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -87,6 +116,13 @@ class AOTTrainer:
             loss = loss + self.router_aux_loss_coef * rows.policy.aux_loss
         return (loss, None) if return_outputs else loss
 
+    def training_step(
+        self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        """TRL's training step (``compat.trl_training_step``: without axolotl 0.19's per-step garbage
+        collection)."""
+        return compat.trl_training_step(self, model, inputs, num_items_in_batch)
+
     def get_batch_samples(
         self, epoch_iterator: Any, num_batches: int, device: torch.device
     ) -> tuple[list, Any]:
@@ -96,6 +132,23 @@ class AOTTrainer:
         if batch_samples:
             self.scope.begin_step(self, batch_samples)
         return batch_samples, num_items
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """TRL's log (training and evaluation), after the finiteness check the loss calls deferred: a
+        non-finite loss input raises the loss's own error here, one device sync per log, not per call."""
+        self._check_loss_inputs()
+        super().log(logs, start_time)
+
+    def _check_loss_inputs(self) -> None:
+        """``check_finite`` on the loss inputs recorded since the last check (``loss_fn``), in call order."""
+        unchecked, self._unchecked = self._unchecked, []
+        if not unchecked:
+            return
+        device = unchecked[0][1].device
+        finite = torch.stack([torch.isfinite(x).all().to(device) for _, x in unchecked])
+        if not bool(finite.all()):  # the one sync; the loop finds and names the first non-finite value
+            for name, x in unchecked:
+                check_finite(name, x)
 
     # -- evaluation -------------------------------------------------------------------------------
 
@@ -201,8 +254,6 @@ class AOTTrainer:
     def compute_ref_log_probs(self, model: torch.nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any]:
         """TRL's reference pass (also what ``precompute_ref_log_probs`` calls) without the logits:
         under no_grad, through the reference model, or the adapter-disabled base for LoRA/QLoRA."""
-        if isinstance(self._chunked_model(self.accelerator.unwrap_model(model)), str):
-            return super().compute_ref_log_probs(model, inputs)
         adapter = contextlib.nullcontext()
         if self.ref_model is None and is_peft_model(self.model):
             adapter = compat.reference_adapter(self.accelerator.unwrap_model(self.model))
@@ -213,37 +264,80 @@ class AOTTrainer:
             return self.layout.reference_outputs(self._completions(model, inputs, policy=False).logps)
 
     def _completions(self, model: torch.nn.Module, inputs: dict[str, Any], *, policy: bool) -> Completions:
-        """One forward of ``model`` over the batch: the completion log-probs and, for the policy,
-        TRL's token statistics and (a Mixture-of-Experts model) the router loss TRL adds."""
-        unwrapped = self.accelerator.unwrap_model(model)
+        """One forward of ``model`` over the batch (packed: ``_tokens``): the completion log-probs and, for
+        the policy, TRL's token statistics and (a Mixture-of-Experts model) the router loss TRL adds."""
+        unwrapped = self.accelerator.unwrap_model(model, keep_torch_compile=False)
         aux_loss = policy and self.aux_loss_enabled
         chunked = self._chunked_model(unwrapped, aux_loss)
-        tensors = {k: inputs[k] for k in ("input_ids", "attention_mask", "completion_mask")}
+        tokens = self._tokens(unwrapped, inputs, full_logits_aux=aux_loss and isinstance(chunked, str))
         if isinstance(chunked, str):
-            extra = {"output_router_logits": True} if aux_loss else {}
-            out = model(
-                input_ids=tensors["input_ids"],
-                attention_mask=tensors["attention_mask"],
-                use_cache=False,
-                **extra,
-            )
-            per_token = compat.selective_log_softmax(out.logits[:, :-1], tensors["input_ids"][:, 1:])
-            logps = per_token.masked_fill(tensors["completion_mask"][:, 1:] == 0, 0.0).sum(-1)
-            stats = TokenStats.from_logits(out.logits, tensors["input_ids"], tensors["completion_mask"])
-            return Completions(logps, stats if policy else None, out.aux_loss if aux_loss else None)
+            return self._full_logits(model, unwrapped, tokens, policy=policy, aux_loss=aux_loss)
         logps = functools.partial(
             sequence_logps,
-            chunked,
+            self._compiled(chunked),
             chunk_size=self.aot.aot_logits_chunk_size,
             stats=policy,
             aux_loss=aux_loss,
         )
-        if unwrapped is model and not self.is_fsdp_enabled:
-            return logps(**tensors)
+        wrapper = model._orig_mod if is_compiled_module(model) else model  # compiled: ``_compiled``
+        if unwrapped is wrapper and not self.is_fsdp_enabled:
+            return logps(tokens)
         # Through the wrapper's forward (DDP, DeepSpeed; FSDP2 shards in place, so ``unwrapped`` is
         # ``model``): its hooks must see the backbone's forward, to gather parameters and arm the
         # gradient reduction.
-        return compat.forward_through_wrapper(model, unwrapped, logps, **tensors)
+        return compat.forward_through_wrapper(wrapper, unwrapped, logps, tokens=tokens)
+
+    def _full_logits(
+        self,
+        model: torch.nn.Module,
+        unwrapped: torch.nn.Module,
+        tokens: Tokens,
+        *,
+        policy: bool,
+        aux_loss: bool,
+    ) -> Completions:
+        """The model's own forward, [tokens, vocab] logits included (``_chunked_model`` says why)."""
+        extra = {"output_router_logits": True} if aux_loss else {}
+        out = model(**tokens.model_inputs(), **extra)
+        per_token = compat.selective_log_softmax(out.logits[:, :-1], tokens.input_ids[:, 1:])
+        logps = per_row(tokens, per_token[tokens.predicts])[0]
+        stats = TokenStats.from_logits(out.logits, tokens) if policy else None
+        aux = None
+        if aux_loss:  # packed rows: the model's own loss would count their filler, so the real tokens'
+            router_aux = router_aux_loss(unwrapped)
+            aux = out.aux_loss if tokens.position_ids is None else router_aux(out.router_logits, tokens.real)
+        return Completions(logps, stats, aux)
+
+    def _tokens(self, model: torch.nn.Module, inputs: dict[str, Any], *, full_logits_aux: bool) -> Tokens:
+        """The batch packed (``aot_padding_free``), or padded with the reason logged once."""
+        tensors = (inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"])
+        if not self.aot.aot_padding_free:
+            return packing.padded(*tensors)
+        reason = packing.packing_problem(model)
+        if reason is None and full_logits_aux and router_aux_loss(model) is None:
+            reason = f"{type(model).__name__}'s router loss comes from its own forward, which counts filler"
+        if reason is not None:
+            self._log_once(f"AOT batches are padded, not packed (aot_padding_free): {reason}")
+            return packing.padded(*tensors)
+        return packing.layout(*tensors, packing.attention_of(model), packing.RowCost.of(model.config))
+
+    def _compiled(self, chunked: ChunkedModel) -> ChunkedModel:
+        """With ``torch_compile``, the backbone the log-probs run compiled once (as the Trainer compiles
+        the model, whose forward the chunked log-probs bypass)."""
+        if not self.args.torch_compile:
+            return chunked
+        backbone = self._compiled_backbones.get(chunked.backbone)
+        if backbone is None:
+            backbone = torch.compile(
+                chunked.backbone, backend=self.args.torch_compile_backend, mode=self.args.torch_compile_mode
+            )
+            self._compiled_backbones[chunked.backbone] = backbone
+        return dataclasses.replace(chunked, backbone=backbone)
+
+    def _log_once(self, message: str) -> None:
+        if message not in self._logged_fallbacks:
+            self._logged_fallbacks.add(message)
+            LOG.warning(message)
 
     def _chunked_model(self, model: torch.nn.Module, aux_loss: bool = False) -> ChunkedModel | str:
         """The backbone and head to compute log-probs without the logits, or why the full logits are used."""
@@ -255,9 +349,8 @@ class AOTTrainer:
             reason = chunked_head(model, gather=compat.gathered_lm_head)
             if aux_loss and not isinstance(reason, str) and reason.router_aux is None:
                 reason = f"{type(model).__name__}'s router auxiliary loss is computed only by its own forward"
-        if isinstance(reason, str) and reason not in self._logged_fallbacks:
-            self._logged_fallbacks.add(reason)
-            LOG.warning("AOT log-probs use the full [tokens, vocab] logits: %s", reason)
+        if isinstance(reason, str):
+            self._log_once(f"AOT log-probs use the full [tokens, vocab] logits: {reason}")
         return reason
 
 

@@ -23,6 +23,7 @@ TRAINER_SETTINGS = (
     "aot_sort_scope",
     "aot_label_smoothing",
     "aot_logits_chunk_size",
+    "aot_padding_free",
     "aot_label_ratio",
 )
 
@@ -39,6 +40,7 @@ class AOTTrainingArguments:
     aot_sort_scope: str = _default("aot_sort_scope")
     aot_label_smoothing: float = _default("aot_label_smoothing")
     aot_logits_chunk_size: int = _default("aot_logits_chunk_size")
+    aot_padding_free: bool = _default("aot_padding_free")
     aot_label_ratio: str = _default("aot_label_ratio")
 
 

@@ -17,6 +17,7 @@ the merged grid"). Pure torch: nothing here knows about trainers.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal, get_args
 
 import torch
@@ -50,6 +51,7 @@ def aot_unpaired_loss(
     beta: float,
     cost: Cost = "logistic",
     label_smoothing: float = 0.0,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Exact OT cost between the empirical measures of positive and negative rewards.
 
@@ -60,6 +62,9 @@ def aot_unpaired_loss(
         beta: reward scale, > 0 (the paper recommends 0.01).
         cost: the convex relaxation h, one of ``COSTS``.
         label_smoothing: eps of the logistic cost, in [0, 0.5).
+        check_finite: False skips only the finiteness check of the inputs, whose result the host
+            must read (a device sync per call); the caller then runs ``check_finite`` on them
+            itself, e.g. once per logged step (the AOT trainers do).
 
     Returns:
         0-d tensor sum_k w_k h(beta * (pos_(i_k) - neg_(j_k))) over the merged quantile
@@ -68,7 +73,9 @@ def aot_unpaired_loss(
         with respect to both inputs.
     """
     _check_scalars(beta, cost, label_smoothing)
-    pos, neg = _as_compute_dtype(_checked_rewards("pos", pos), _checked_rewards("neg", neg))
+    pos = _checked_rewards("pos", pos, check_finite)
+    neg = _checked_rewards("neg", neg, check_finite)
+    pos, neg = _as_compute_dtype(pos, neg)
     return _sorted_ot_cost(pos, neg, beta, cost, label_smoothing)
 
 
@@ -81,6 +88,7 @@ def aot_paired_loss(
     beta: float,
     cost: Cost = "logistic",
     label_smoothing: float = 0.0,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Paired AOT: the policy's chosen-vs-rejected log-ratios must dominate the reference's.
 
@@ -88,7 +96,7 @@ def aot_paired_loss(
         policy_chosen_logps, policy_rejected_logps: (B,) summed completion log-probs
             under the policy for pair i's chosen and rejected answers.
         ref_chosen_logps, ref_rejected_logps: (B,) the same under the reference model.
-        beta, cost, label_smoothing: as in ``aot_unpaired_loss``.
+        beta, cost, label_smoothing, check_finite: as in ``aot_unpaired_loss``.
 
     Returns:
         0-d tensor: the OT cost between a = chosen - rejected (policy) and
@@ -97,7 +105,7 @@ def aot_paired_loss(
     """
     _check_scalars(beta, cost, label_smoothing)
     logps = {
-        name: _checked_rewards(name, x)
+        name: _checked_rewards(name, x, check_finite)
         for name, x in {
             "policy_chosen_logps": policy_chosen_logps,
             "policy_rejected_logps": policy_rejected_logps,
@@ -120,9 +128,25 @@ def _sorted_ot_cost(
     v_sorted = torch.sort(v).values
     if u.numel() == v.numel():  # the merged grid is the identity coupling
         return cost_fn(beta * (u_sorted - v_sorted), cost, label_smoothing).mean()
-    i, j, weight = quantile_coupling(u.numel(), v.numel())
-    z = beta * (u_sorted[torch.tensor(i, device=u.device)] - v_sorted[torch.tensor(j, device=u.device)])
-    return (torch.tensor(weight, device=u.device, dtype=u.dtype) * cost_fn(z, cost, label_smoothing)).sum()
+    i, j, weight = _coupling_tensors(u.numel(), v.numel(), u.device, u.dtype)
+    z = beta * (u_sorted[i] - v_sorted[j])
+    return (weight * cost_fn(z, cost, label_smoothing)).sum()
+
+
+@lru_cache(maxsize=64)
+def _coupling_tensors(
+    n: int, m: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``quantile_coupling(n, m)`` on ``device``, copied there once per sizes: a training run repeats
+    a few batch sizes, and each copy from host memory would cost a transfer per loss call. Built
+    outside inference mode: a cached inference tensor could not be saved for a later backward."""
+    i, j, weight = quantile_coupling(n, m)
+    with torch.inference_mode(False):
+        return (
+            torch.tensor(i, device=device),
+            torch.tensor(j, device=device),
+            torch.tensor(weight, device=device, dtype=dtype),
+        )
 
 
 def _check_cost(cost: str, label_smoothing: float) -> None:
@@ -143,17 +167,25 @@ def _check_scalars(beta: float, cost: str, label_smoothing: float) -> None:
     _check_cost(cost, label_smoothing)
 
 
-def _checked_rewards(name: str, x: torch.Tensor) -> torch.Tensor:
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Raise naming the first non-finite value of the loss input ``name``: what a loss called with
+    ``check_finite=False`` left to its caller. Reading the answer syncs the host with ``x``'s device."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        index = int((~finite).nonzero()[0])
+        raise ValueError(f"{name} has a non-finite value {x[index].item()} at index {index}")
+
+
+def _checked_rewards(name: str, x: torch.Tensor, finite: bool = True) -> torch.Tensor:
+    """``x`` after the checks that read only its metadata and, with ``finite``, ``check_finite``."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     if x.dim() != 1:
         raise ValueError(f"{name} must be 1-D; got shape {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty; AOT needs at least one sample on each side")
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        index = int((~finite).nonzero()[0])
-        raise ValueError(f"{name} has a non-finite value {x[index].item()} at index {index}")
+    if finite:
+        check_finite(name, x)
     return x
 
 

@@ -59,3 +59,17 @@ def known_keys() -> set[str]:
         keys.add(name)
         keys.update(alias for alias in (info.alias, info.validation_alias) if isinstance(alias, str))
     return keys
+
+
+def requested_attention(cfg: dict[str, Any]) -> str:
+    """The attention implementation an axolotl config asks for (transformers' name; sdpa by default)."""
+    if cfg.get("attn_implementation"):
+        return cfg["attn_implementation"]
+    flags = {
+        "flash_attention": "flash_attention_2",
+        "flex_attention": "flex_attention",
+        "eager_attention": "eager",
+        "xformers_attention": "xformers",
+        "sdp_attention": "sdpa",
+    }
+    return next((name for key, name in flags.items() if cfg.get(key)), "sdpa")

@@ -14,6 +14,12 @@ imports ``sitecustomize`` at start-up. Each patch answers one place that assumes
    built on the CPU when CUDA is absent.
 
 DeepSpeed itself runs on a CPU with ``DS_ACCELERATOR=cpu`` (gloo), which the tests set.
+
+4. The ranks choose packed rows as a large model does (``packing.RowCost``: its matmuls outweigh
+   attention over a row), and print ``PACKED_MARK`` once when a batch is packed. For the tiny
+   model's own cost its short, near-equal sequences are not worth packing, so the one-process
+   references (launched without this harness) stay padded: the two-rank runs compare packed
+   batches under the engine with padded ones.
 """
 
 from __future__ import annotations
@@ -58,3 +64,19 @@ if os.environ.get("AOT_TEST_CPU_ENGINES") == "1":
     PartialState._prepare_backend = _prepare_cpu_backend
     AcceleratorState.__init__ = _accelerator_state_with_cpu_fsdp
     ParallelismConfig.build_device_mesh = _build_cpu_device_mesh
+
+    import sys
+
+    from axolotl_aot.integration import packing
+
+    PACKED_MARK = "AOT test harness: packed rows"
+    _layout = packing.layout
+
+    def _large_model_layout(*args, **kwargs):
+        tokens = _layout(*args[:4], packing.RowCost(1.0, 0.0))
+        if tokens.position_ids is not None and not getattr(_large_model_layout, "said", False):
+            _large_model_layout.said = True
+            print(PACKED_MARK, file=sys.stderr, flush=True)
+        return tokens
+
+    packing.layout = _large_model_layout

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from axolotl_aot.integration.modes import Mode, of_config
+from axolotl_aot.tools.config import requested_attention
 from axolotl_aot.tools.records import is_local, iter_records
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 from axolotl_aot.tools.synthetic import DATA_DIR
@@ -266,9 +267,7 @@ def _distributed(cfg: dict[str, Any], config: Path, plan: Plan) -> list[Row]:
 
 def _machine(cfg: dict[str, Any], plan: Plan) -> None:
     """On a CPU, flash-attention and mixed precision become sdpa and float32, reported as not run."""
-    requested = cfg.get("attn_implementation") or (
-        "flash_attention_2" if cfg.get("flash_attention") else "sdpa"
-    )
+    requested = requested_attention(cfg)
     plan.attention = plan.requested_attention = requested
     if plan.cuda:
         return

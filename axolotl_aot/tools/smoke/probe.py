@@ -26,6 +26,8 @@ import torch
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
+from axolotl_aot.integration import packing
+
 ENV = "AOT_SMOKE_OBSERVATIONS"
 
 
@@ -108,6 +110,8 @@ def _observe_model(trainer: Any, observed: Observations) -> None:
             "reference_model": trainer.ref_model is not None,
             "world_size": trainer.args.world_size,
             "micro_batch_size": trainer.args.per_device_train_batch_size,
+            "padding_free": trainer.aot.aot_padding_free,
+            "packing_problem": packing.packing_problem(model),
         },
     )
     observed.record("data", {"rows": len(dataset), "columns": list(dataset.column_names)})

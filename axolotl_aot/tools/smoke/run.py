@@ -113,6 +113,7 @@ def _rows(plan: Plan, obs: dict[str, Any], done: subprocess.CompletedProcess) ->
             )
         )
     rows.append(_quantization(plan, model))
+    rows.append(_padding_free(model))
     rows.append(ok("precision", f"weights in {model['dtype']}"))
     rows.append(ok("gradient checkpointing", "on" if model["gradient_checkpointing"] else "off"))
     rows += _training(obs, done)
@@ -149,6 +150,15 @@ def _reference(obs: dict[str, Any], model: dict[str, Any]) -> Row:
         "reference pass",
         f"{reference['values']} finite log-probs in {reference['calls']} passes, from {source}",
     )
+
+
+def _padding_free(model: dict[str, Any]) -> Row:
+    """Whether the trainers pack this model's micro-batches (``aot_padding_free``), and otherwise why not."""
+    if not model["padding_free"]:
+        return ok("padding-free batches", "off (aot_padding_free: false): padded, as TRL pads")
+    if model["packing_problem"]:
+        return ok("padding-free batches", f"padded: {model['packing_problem']}")
+    return ok("padding-free batches", f"packed ({model['attention']} separates the sequences of a row)")
 
 
 def _quantization(plan: Plan, model: dict[str, Any]) -> Row:

@@ -22,6 +22,7 @@ from axolotl_aot.tools.validate.config_checks import (
     check_beta,
     check_evaluation,
     check_mode,
+    check_padding_free,
     check_plugin,
     check_settings,
     check_sort_size,
@@ -53,5 +54,6 @@ def validate_file(path: str | Path, *, n_gpu: int | None = None, as_gpu: bool = 
         check_beta(cfg, report)
         check_sort_size(cfg, mode, n_gpu, report)
         check_evaluation(cfg, report)
+        check_padding_free(cfg, report)
     check_dataset_files(raw, mode, report)
     return report

@@ -1,5 +1,6 @@
 """The checks of a config file and its own keys: YAML syntax, the mode, the plugin, axolotl's schema,
-the AOT settings audit, unknown keys, a local base model, the beta, the sort size and evaluation.
+the AOT settings audit, unknown keys, a local base model, the beta, the sort size, evaluation and
+whether the micro-batches will be packed.
 
 Each check adds ``Problem``s to the ``Report``; the dataset checks are in ``data_checks``.
 """
@@ -14,11 +15,11 @@ import yaml
 from pydantic import ValidationError
 
 from axolotl_aot import PLUGIN
-from axolotl_aot.integration import compat
+from axolotl_aot.integration import compat, packing
 from axolotl_aot.integration.beta import PAPER_BETA, beta
 from axolotl_aot.integration.modes import Mode, of_config
 from axolotl_aot.integration.settings import SETTINGS, setting_problems
-from axolotl_aot.tools.config import known_keys, validate_raw
+from axolotl_aot.tools.config import known_keys, requested_attention, validate_raw
 from axolotl_aot.tools.validate.report import Report
 
 MIN_SORT_SIZE = 16  # paper, Figure 2 (right): quality keeps rising up to per-GPU batches of about 35
@@ -194,3 +195,32 @@ def check_evaluation(cfg: Any, report: Report) -> None:
         "(eval_aot/violation_fraction, eval_aot/win_rate) nor keep the best checkpoint; add test_datasets "
         "(or val_set_size) and eval_steps",
     )
+
+
+def check_padding_free(cfg: Any, report: Report) -> None:
+    """Say when training will pad the micro-batches although ``aot_padding_free`` asks to pack them, and
+    why (silence: packed, or padding asked for)."""
+    if not cfg.aot_padding_free:
+        return
+    model_class = causal_lm_class(cfg.base_model)
+    if isinstance(model_class, str):
+        detail = f"packed unless the model cannot take packed rows (decided when it loads: {model_class})"
+    else:
+        problem = packing.class_problem(model_class, requested_attention(cfg))
+        if problem is None:
+            return
+        detail = f"padded: {problem}"
+    report.add("info", "aot_padding_free", f"micro-batches {detail}")
+
+
+def causal_lm_class(base_model: str | None) -> type | str:
+    """The ``*ForCausalLM`` class transformers builds for ``base_model`` (its config read locally or from
+    the cache), or why it is not known here."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    try:
+        config = AutoConfig.from_pretrained(base_model)
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    except (OSError, ValueError, KeyError) as error:
+        return f"the model's config is not readable here ({type(error).__name__})"
