@@ -24,6 +24,7 @@ transformers: nothing here knows of trainers.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
@@ -205,8 +206,10 @@ def packing_problem(model: nn.Module) -> str | None:
     return class_problem(type(model), attention_of(model))
 
 
+@functools.cache
 def class_problem(model_class: type, attention: str | None) -> str | None:
-    """Why a ``model_class`` model running ``attention`` cannot compute packed rows exactly, or None."""
+    """Why a ``model_class`` model running ``attention`` cannot compute packed rows exactly, or None.
+    Cached: the trainers ask before every forward, and the answer depends on these two only."""
     if attention not in ONE_ROW | BOUNDED_ROWS:
         return (
             f"attention implementation {attention!r} is not one that separates packed sequences "

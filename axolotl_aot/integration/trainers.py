@@ -302,10 +302,9 @@ class AOTTrainer:
         per_token = compat.selective_log_softmax(out.logits[:, :-1], tokens.input_ids[:, 1:])
         logps = per_row(tokens, per_token[tokens.predicts])[0]
         stats = TokenStats.from_logits(out.logits, tokens) if policy else None
-        aux = None
-        if aux_loss:  # packed rows: the model's own loss would count their filler, so the real tokens'
-            router_aux = router_aux_loss(unwrapped)
-            aux = out.aux_loss if tokens.position_ids is None else router_aux(out.router_logits, tokens.real)
+        aux = out.aux_loss if aux_loss else None
+        if aux_loss and tokens.position_ids is not None:  # the model's own loss counts the rows' filler
+            aux = router_aux_loss(unwrapped)(out.router_logits, tokens.real)
         return Completions(logps, stats, aux)
 
     def _tokens(self, model: torch.nn.Module, inputs: dict[str, Any], *, full_logits_aux: bool) -> Tokens:

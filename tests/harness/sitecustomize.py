@@ -72,8 +72,8 @@ if os.environ.get("AOT_TEST_CPU_ENGINES") == "1":
     PACKED_MARK = "AOT test harness: packed rows"
     _layout = packing.layout
 
-    def _large_model_layout(*args, **kwargs):
-        tokens = _layout(*args[:4], packing.RowCost(1.0, 0.0))
+    def _large_model_layout(input_ids, attention_mask, completion_mask, attention, cost):
+        tokens = _layout(input_ids, attention_mask, completion_mask, attention, packing.RowCost(1.0, 0.0))
         if tokens.position_ids is not None and not getattr(_large_model_layout, "said", False):
             _large_model_layout.said = True
             print(PACKED_MARK, file=sys.stderr, flush=True)
