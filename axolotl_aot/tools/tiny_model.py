@@ -11,7 +11,9 @@ is 3, 4, 7 and the last digit is one token), and a ChatML chat template matching
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,18 @@ FAMILIES: dict[str, tuple[type, type, dict[str, Any]]] = {
 }
 
 
+@contextlib.contextmanager
+def seeded(seed: int = 0) -> Iterator[None]:
+    """Torch's CPU generator seeded for a model's initialisation, the caller's random state restored after.
+
+    Initialisation runs on the CPU, so no CUDA generator is drawn from; the same seed gives the same
+    weights in every run (tests compare losses of models built this way).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
+
+
 def build_tiny_model(
     out_dir: str | Path,
     *,
@@ -120,10 +134,7 @@ def build_tiny_model(
         tie_word_embeddings=False,
         **config_changes,
     )
-    # The CPU generator seeded, as torch.manual_seed does, inside a fork: the caller's random state is
-    # restored afterwards (initialisation runs on the CPU, so no CUDA generator is drawn from).
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(seed)
+    with seeded(seed):
         model = model_cls(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -21,7 +21,7 @@ from axolotl_aot.tools.config import requested_attention
 from axolotl_aot.tools.records import is_local, iter_records
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 from axolotl_aot.tools.synthetic import DATA_DIR
-from axolotl_aot.tools.tiny_model import build_tiny_model, build_tokenizer
+from axolotl_aot.tools.tiny_model import build_tiny_model, build_tokenizer, seeded
 
 PROBE = "axolotl_aot.tools.smoke.probe.SmokeProbe"
 CPU_RANKS = 2  # a multi-process config on a CPU: plain data parallelism over gloo, its engine dropped
@@ -143,7 +143,9 @@ def _model(cfg: dict[str, Any], out: Path) -> list[Row]:
         config.vocab_size = len(tokenizer)
         for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
             setattr(config, name, getattr(tokenizer, name))
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    with seeded():  # the same stand-in weights, so the same losses, in every smoke
+        model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     cfg["base_model"] = str(out)
     cfg.pop("tokenizer_config", None)
