@@ -21,9 +21,10 @@ integration.rng: the random state a forward starts from, replayed
 integration.logps: completion log-probs without the vocabulary logits
 integration.packing: padding-free batches: a micro-batch's sequences packed into rows
 integration.evaluation: the whole-set evaluation metrics
+integration.labels: the one parser of an unpaired row's label
 integration.sampler: micro-batches with both labels (unpaired)
 integration.launch: multi-process launches on CPUs, unsharded ranks refused
-integration.data_checks: the checks of the prepared datasets
+integration.data_checks: the data checks, shared by validate and training
 integration.checkpoints: checkpoint folders and the one to resume from
 integration.adapter_keys: a saved LoRA adapter's tensor names
 integration.chat: chat rows rendered with the model's template

@@ -127,7 +127,7 @@ def _print_summary(src: str, dst: Path, stats: ConversionStats, rejects: Path | 
     table.add_row("input rows read", f"{stats.rows_read:,}")
     table.add_row("  pairs converted", f"{stats.pairs_converted:,}")
     for reason, count in stats.dropped.most_common():
-        first = f" (first: row {stats.first_rows[reason]})"
+        first = f" (first: {stats.first_rows[reason]})"
         table.add_row(verbatim(f"  dropped: {reason}{first}"), f"{count:,}", style="yellow")
     table.add_row("output rows (2 per pair)", f"{2 * stats.pairs_converted:,}")
     if stats.duplicates_removed:

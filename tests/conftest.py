@@ -73,6 +73,7 @@ SHARED_RUNS = {
     "tests/test_report.py::": "report",  # paired_run, adapter_run
     "tests/test_evaluation.py::test_paired_eval_is_whole_set_and_equals_the_report": "evaluation",
     "tests/test_evaluation.py::test_load_best_model_at_end_keeps_the_lowest_violation": "evaluation",
+    "tests/test_evaluation.py::test_early_stopping_patience_stops_when": "evaluation",
     "tests/test_evaluation.py::test_report_compares_a_dpo_run_with_an_aot_run": "evaluation",  # paired_run
     "tests/test_multiprocess.py::test_two_cpu_processes_equal_one_process": "multiprocess",  # one_process
 }

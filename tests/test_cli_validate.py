@@ -116,7 +116,7 @@ def test_unpaired_mode_with_a_paired_type_and_columns(tmp_path, tiny):
     code, found = problems(tiny(tmp_path, "unpaired", datasets=paired_file))
     assert code == 1
     message = next(p["message"] for p in found if p["key"] == "datasets[0].type")
-    assert "row 1 has no column 'completion' that type 'chatml.prompt_pairs' reads" in message
+    assert "line 1 has no column 'completion' that type 'chatml.prompt_pairs' reads" in message
     assert "its columns are prompt, chosen, rejected" in message
 
 

@@ -19,6 +19,7 @@ from datasets import Dataset, DatasetDict
 from typer.testing import CliRunner
 
 from axolotl_aot.tools.convert import convert_dataset
+from axolotl_aot.tools.records import iter_records
 from axolotl_aot_cli.app import app
 
 USER = {"role": "user", "content": "hi"}
@@ -120,7 +121,7 @@ def test_accounting_is_exact_on_a_file_mixing_every_layout(tmp_path):
     rejects = read_jsonl(tmp_path / "rejects.jsonl")
     assert Counter(r["reason"].split(":")[0] for r in rejects) == Counter(r.split(":")[0] for _, r in BAD)
     undecodable = next(r for r in rejects if r["reason"].startswith("undecodable"))
-    assert undecodable["data"] == '{"prompt": "p", "chosen": ' and undecodable["row"] == 9
+    assert undecodable["data"] == '{"prompt": "p", "chosen": ' and undecodable["line"] == 10
 
 
 @pytest.mark.parametrize("kind", ["json", "parquet", "csv", "disk", "disk-split"])
@@ -222,12 +223,13 @@ def test_cli_happy_path_and_json(tmp_path):
     src = write_mixed(tmp_path / "mixed.jsonl")
     result = runner.invoke(app, ["convert-dataset", str(src), str(tmp_path / "out.jsonl")])
     assert result.exit_code == 0, result.output
-    for text in ("input rows read", "15", "dropped: undecodable line", "rows written", "12"):
-        assert text in result.output
+    for text in ("input rows read", "15", "dropped: undecodable line (first: line 10)", "rows written", "12"):
+        assert text in " ".join(result.output.split())
     result = runner.invoke(app, ["convert-dataset", str(src), str(tmp_path / "o2.jsonl"), "--json"])
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["rows_read"] == data["pairs_converted"] + data["rows_dropped"] == 15
+    assert data["first_dropped_rows"]["undecodable line"] == "line 10"  # 1-based, as an editor counts
 
 
 @pytest.mark.parametrize(
@@ -403,12 +405,15 @@ def test_a_lone_surrogate_drops_its_row_only(tmp_path):
     src = tmp_path / "in.jsonl"
     lines = [json.dumps(row) for row in PAIRS]
     lines.insert(1, '{"prompt": "bad \\ud800", "chosen": "a", "rejected": "b"}')
+    lines.insert(1, "")  # a blank line: counted, as an editor counts lines
     src.write_text("\n".join(lines) + "\n")
     stats = convert_dataset(src, tmp_path / "out.jsonl", rejects=tmp_path / "rej.jsonl")
     assert (stats.rows_read, stats.pairs_converted, stats.rows_written) == (4, 3, 6)
-    assert stats.dropped == Counter({"unencodable text": 1}) and stats.first_rows == {"unencodable text": 1}
+    assert stats.dropped == Counter({"unencodable text": 1}) and stats.first_rows == {
+        "unencodable text": "line 3"
+    }
     (reject,) = read_jsonl(tmp_path / "rej.jsonl")
-    assert reject["row"] == 1 and "'\\ud800' is a lone UTF-16 surrogate" in reject["reason"]
+    assert reject["line"] == 3 and "'\\ud800' is a lone UTF-16 surrogate" in reject["reason"]
     assert reject["data"]["prompt"] == "bad \ud800"
 
 
@@ -461,3 +466,15 @@ def test_cli_exit_code_1_when_no_pair(tmp_path, monkeypatch):
         in " ".join(result.output.split())
     )
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_rows_are_named_by_their_1_based_line_or_row(tmp_path):
+    jsonl_file = tmp_path / "in.jsonl"
+    jsonl_file.write_text('{"a": 1}\n\n{"a": 2}\n')  # a blank line, counted as an editor counts it
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text('a,b\n1,"two\nlines"\n3,4\n')  # a header, and a cell spanning two lines
+    parquet_file = tmp_path / "in.parquet"
+    pd.DataFrame({"a": [1, 2]}).to_parquet(parquet_file)
+    assert [r.place for r in iter_records(jsonl_file)] == ["line 1", "line 3"]
+    assert [r.place for r in iter_records(csv_file)] == ["line 2", "line 4"]  # where each row starts
+    assert [r.place for r in iter_records(parquet_file)] == ["row 1", "row 2"]

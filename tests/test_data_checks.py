@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 from axolotl.utils.dict import DictDefault
-from axolotl_runs import ROOT, make_config, train
+from axolotl_runs import ROOT, make_config, tiny_config, train
 from datasets import Dataset
 
 from axolotl_aot.integration.data_checks import check_prepared_datasets
+from axolotl_aot.integration.plugin import check_source_files
+from axolotl_aot.tools.validate import validate_file
 
 DATA = ROOT / "axolotl_aot/data"
 PAIRED = Dataset.from_dict({"prompt": ["p"], "chosen": ["a"], "rejected": ["b"]})
@@ -61,18 +63,72 @@ def test_a_one_sided_unpaired_set_is_refused(name, sets):
 
 
 def rows_file(
-    tmp_path: Path, name: str, mode: str, rows: int, *, label: bool | None = None, long: bool = False
+    tmp_path: Path,
+    name: str,
+    mode: str,
+    rows: int,
+    *,
+    label: bool | None = None,
+    long: bool = False,
+    line: int | None = None,
+    bad: str | None = None,
 ):
-    """The first ``rows`` bundled rows of ``mode`` (optionally of one label, or made too long), as a file."""
+    """The first ``rows`` bundled rows of ``mode`` (optionally of one label, or made too long), as a file;
+    ``bad`` breaks 1-based line ``line``: "utf8" (a byte that is not UTF-8), "empty" (an empty completion)
+    or "label" (a label that is none)."""
     data = [json.loads(line) for line in (DATA / f"parity_{mode}_train.jsonl").open()]
     if label is not None:
         data = [row for row in data if row["label"] == label]
     data = data[:rows]
     if long:  # far beyond the tiny configs' sequence_len of 64 tokens (one token per digit)
         data = [{**row, "prompt": row["prompt"] + " " + "7" * 200} for row in data]
+    if bad == "empty":
+        data[line - 1]["completion"] = ""
+    if bad == "label":
+        data[line - 1]["label"] = "maybe"
+    lines = [json.dumps(row).encode() for row in data]
+    if bad == "utf8":  # Latin-1 text, as an old export writes it
+        lines[line - 1] = lines[line - 1].replace(b'"prompt": "', b'"prompt": "caf\xe9 ')
     path = tmp_path / f"{name}.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in data))
+    path.write_bytes(b"\n".join(lines) + b"\n")
     return str(path)
+
+
+@pytest.mark.parametrize(
+    ("mode", "bad", "message"),
+    [
+        (
+            "paired",
+            "utf8",
+            "datasets[0].path: {path} line 9: undecodable line: 'utf-8' codec can't decode byte 0xe9",
+        ),
+        (
+            "unpaired",
+            "empty",
+            "datasets[0].type: {path} line 9, read as is (no type:): it has no completion; rl: aot_unpaired "
+            "needs prompt, completion, label",
+        ),
+        (
+            "unpaired",
+            "label",
+            "datasets[0].type: {path} line 9, read as is (no type:): label 'maybe' is not a label; a label is "
+            "true/false",
+        ),
+    ],
+)
+def test_training_refuses_a_bad_row_anywhere_with_validates_message(tmp_path, tiny_model, mode, bad, message):
+    """A bad 9th line (beyond the rows a chat template renders) is refused by training's data check,
+    before axolotl reads the file, with the message ``aot-cli validate`` gives."""
+    path = rows_file(tmp_path, "train", mode, 16, line=9, bad=bad)
+    datasets = [{"path": path, "ds_type": "json", "split": "train"}]
+    loaded = DictDefault({"aot_mode": mode, "datasets": [DictDefault(d) for d in datasets]})
+    with pytest.raises(SystemExit) as stop:
+        check_source_files(loaded)
+    expected = message.format(path=path)
+    assert str(stop.value).startswith(f"axolotl-aot: {expected}"), stop.value
+    config = tiny_config(tmp_path, mode, base_model=str(tiny_model), datasets=datasets, test_datasets=None)
+    found = validate_file(config).problems
+    assert [f"{p.key}: {p.message}" for p in found if p.severity == "error"] == [str(stop.value)[13:]]
 
 
 @pytest.mark.training
@@ -104,12 +160,27 @@ def rows_file(
             {"rows": 6, "label": False},
             "the evaluation set has 0 with label=True and 6 with label=False",
         ),
+        (
+            "paired",
+            {"rows": 16, "line": 9, "bad": "utf8"},
+            None,
+            "train.jsonl line 9: undecodable line: 'utf-8' codec can't decode byte 0xe9",
+        ),
+        (
+            "paired",
+            {"type": "chat_template.default", "chat_template": "chatml"},
+            None,
+            "ultrafeedback_train.jsonl line 1, rendered with type 'chat_template.default': the prompt contains "
+            "the chosen answer",
+        ),
     ],
     ids=[
         "paired-train-all-too-long",
         "unpaired-train-one-label",
         "paired-eval-empty",
         "unpaired-eval-one-label",
+        "paired-train-not-utf8",
+        "paired-answer-in-the-prompt",
     ],
 )
 def test_unusable_data_stops_the_real_entry_point_with_its_message(
@@ -121,7 +192,11 @@ def test_unusable_data_stops_the_real_entry_point_with_its_message(
         changes.update(eval_steps=1, eval_strategy="steps")
     config = make_config(tmp_path, mode, tiny_model, **changes)
     cfg = yaml.safe_load(config.read_text())
-    cfg["datasets"][0]["path"] = rows_file(tmp_path, "train", mode, **train_rows)
+    if "type" in train_rows:  # UltraFeedback's full conversations, read by a type that takes the prompt
+        cfg["datasets"][0].update(path=str(ROOT / "docs/ultrafeedback_train.jsonl"), type=train_rows["type"])
+        cfg["chat_template"] = train_rows["chat_template"]
+    else:
+        cfg["datasets"][0]["path"] = rows_file(tmp_path, "train", mode, **train_rows)
     if test_rows is None:
         cfg.pop("test_datasets", None)
     else:
@@ -133,3 +208,14 @@ def test_unusable_data_stops_the_real_entry_point_with_its_message(
     assert message in " ".join(output.split()), output[-3000:]
     assert "Traceback" not in output
     assert not (tmp_path / "out/checkpoint-1").exists()
+
+
+def test_training_refuses_a_type_of_the_other_family_as_validate_does(tmp_path):
+    path = rows_file(tmp_path, "train", "paired", 4)
+    dataset = DictDefault(path=path, ds_type="json", split="train", type="chat_template.default")
+    with pytest.raises(SystemExit) as stop:
+        check_source_files(DictDefault({"aot_mode": "unpaired", "datasets": [dataset]}))
+    assert str(stop.value).startswith(
+        "axolotl-aot: datasets[0].type: 'chat_template.default' is a paired (DPO) dataset type; "
+        "rl: aot_unpaired needs a KTO type"
+    ), stop.value

@@ -254,7 +254,8 @@ def assert_logged_equals_report(logged: dict, metrics: dict) -> None:
 def paired_run(tiny_model, tmp_path_factory) -> tuple[Path, Path, Path]:
     """rl: aot trained on 22 pairs with chosen and rejected swapped and evaluated on the same pairs
     unswapped, in batches of 8, every 2 steps (so dominance gets worse: the best checkpoint is an
-    early one), keeping the best checkpoint by violation fraction. (config, output_dir, evaluation file)."""
+    early one), keeping the best checkpoint by violation fraction and stopping after one evaluation
+    without improvement: at step 4 of 8. (config, output_dir, evaluation file)."""
     folder = tmp_path_factory.mktemp("paired-eval")
     held_out = jsonl(DATA / "parity_paired_test.jsonl")[:22]
     swapped = [{**row, "chosen": row["rejected"], "rejected": row["chosen"]} for row in held_out]
@@ -264,13 +265,14 @@ def paired_run(tiny_model, tmp_path_factory) -> tuple[Path, Path, Path]:
         folder,
         "paired",
         tiny_model,
-        max_steps=4,
+        max_steps=8,
         save_steps=2,
         eval_steps=2,
         eval_batch_size=8,
         learning_rate=0.002,
         metric_for_best_model="eval_aot/violation_fraction",
         load_best_model_at_end=True,
+        early_stopping_patience=1,
     )
     cfg = yaml.safe_load(config.read_text())
     cfg["datasets"][0]["path"], cfg["test_datasets"][0]["path"] = str(train_file), str(test_file)
@@ -313,9 +315,28 @@ def test_load_best_model_at_end_keeps_the_lowest_violation(paired_run):
 
 
 @pytest.mark.training
+def test_early_stopping_patience_stops_when_the_aot_metric_stops_improving(paired_run):
+    _, out, _ = paired_run
+    violation = {step: entry["eval_aot/violation_fraction"] for step, entry in eval_logs(out).items()}
+    assert violation[4] > violation[2], violation  # one evaluation without improvement: patience 1
+    state = json.loads((out / "checkpoint-4/trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["max_steps"] == 8
+    stopper = state["stateful_callbacks"]["EarlyStoppingCallback"]
+    assert stopper["args"]["early_stopping_patience"] == 1
+    assert stopper["attributes"]["early_stopping_patience_counter"] == 1
+    assert not (out / "checkpoint-6").exists()
+
+
+@pytest.mark.training
 def test_unpaired_lora_step_scope_eval_of_label_ordered_rows_equals_the_report(tiny_model, tmp_path):
     rows = sorted(jsonl(DATA / "parity_unpaired_test.jsonl")[:30], key=lambda row: not row["label"])
+    # Labels as a spreadsheet writes them: training, its evaluation and the report read "false" as False.
+    rows = [{**row, "label": "TRUE" if row["label"] else "false"} for row in rows]
     test_file = write_jsonl(tmp_path / "test.jsonl", rows)  # positives first: one-sided batches of 8
+    train_rows = [
+        {**row, "label": str(row["label"]).lower()} for row in jsonl(DATA / "parity_unpaired_train.jsonl")
+    ]
+    train_file = write_jsonl(tmp_path / "train.jsonl", train_rows)
     config = make_config(
         tmp_path,
         "unpaired",
@@ -329,7 +350,7 @@ def test_unpaired_lora_step_scope_eval_of_label_ordered_rows_equals_the_report(t
         **LORA,
     )
     cfg = yaml.safe_load(config.read_text())
-    cfg["test_datasets"][0]["path"] = str(test_file)
+    cfg["datasets"][0]["path"], cfg["test_datasets"][0]["path"] = str(train_file), str(test_file)
     config.write_text(yaml.safe_dump(cfg))
     done = train(config)
     assert done.returncode == 0, done.stderr[-4000:]

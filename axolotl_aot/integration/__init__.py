@@ -5,7 +5,8 @@ that reaches TRL), ``beta`` (which beta a run trains with), ``modes`` (what foll
 ``training_args`` (the settings each trainer carries), ``factory`` (a trainer outside axolotl),
 ``trainers`` (the two AOT trainers), ``rows`` (each mode's rows and loss), ``scopes`` (the sort
 scopes), ``rng`` (random-state replay), ``logps`` (chunked log-probs), ``evaluation`` (whole-set
-metrics), ``sampler`` (label mixing), ``launch`` (multi-process launches), ``data_checks``
-(prepared data), ``checkpoints`` (checkpoint folders and resume), ``adapter_keys`` (saved LoRA
-names), ``chat`` (chat rendering), and ``compat``, the one door to TRL and axolotl.
+metrics), ``labels`` (the label parser), ``sampler`` (label mixing), ``launch`` (multi-process
+launches), ``data_checks`` (the data checks of validate and training), ``checkpoints``
+(checkpoint folders and resume), ``adapter_keys`` (saved LoRA names), ``chat`` (chat rendering),
+and ``compat``, the one door to TRL and axolotl.
 """

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from axolotl.integrations.base import BasePlugin
-from transformers import set_seed
+from transformers import EarlyStoppingCallback, set_seed
 
 from axolotl_aot.integration import compat
 from axolotl_aot.integration.beta import PAPER_BETA, betas_set
 from axolotl_aot.integration.checkpoints import resume_checkpoint
-from axolotl_aot.integration.data_checks import check_prepared_datasets
+from axolotl_aot.integration.data_checks import check_prepared_datasets, check_source_datasets
 from axolotl_aot.integration.evaluation import greater_is_better
 from axolotl_aot.integration.launch import (
     check_data_sharding,
@@ -94,6 +94,7 @@ class AOTPlugin(BasePlugin):
         cpu_device_map(cfg)
         if preprocess:  # `axolotl preprocess` only writes the prepared sets
             return None
+        check_source_files(cfg)
         meta = compat.load_preference_datasets(cfg)  # axolotl's TrainDatasetMeta
         try:
             check_prepared_datasets(cfg, meta.train_dataset, meta.eval_dataset)
@@ -158,6 +159,13 @@ class AOTPlugin(BasePlugin):
             self._restore_loader()
             self._restore_loader = None
 
+    def add_callbacks_pre_trainer(self, cfg: Any, model: Any) -> list[Any]:
+        """``early_stopping_patience``, as axolotl's supervised builder adds it (its RL builder does not):
+        training stops after that many evaluations without improving ``metric_for_best_model``."""
+        if cfg.aot_mode and cfg.early_stopping_patience and not compat.axolotl_evaluating():
+            return [EarlyStoppingCallback(cfg.early_stopping_patience)]
+        return []
+
     def add_callbacks_post_trainer(self, cfg: Any, trainer: Any) -> list[Any]:
         """Under ``axolotl evaluate``, score the loaded adapter against its base model, as training
         did and as ``aot-cli report`` does.
@@ -186,23 +194,43 @@ class AOTPlugin(BasePlugin):
             check_data_sharding(trainer)
 
 
+def check_source_files(cfg: Any) -> None:
+    """``aot-cli validate``'s row checks of the local dataset files, before axolotl reads them (it would
+    die on a non-UTF-8 line with a bare ``UnicodeDecodeError``, and train rows that render wrongly):
+    the errors end the run with their messages, the warnings are logged."""
+
+    def tokenizer() -> Any:
+        try:
+            return compat.load_tokenizer(cfg)
+        except (OSError, ValueError) as error:
+            return f"the tokenizer does not load ({error})"
+
+    findings = check_source_datasets(cfg, BY_NAME[cfg.aot_mode], tokenizer)
+    for finding in findings:
+        if finding.severity == "warning" and int(os.environ.get("RANK", "0")) == 0:
+            LOG.warning("axolotl-aot: %s: %s", finding.key, finding.message)
+    errors = [f"{finding.key}: {finding.message}" for finding in findings if finding.severity == "error"]
+    if errors:
+        raise SystemExit("axolotl-aot: " + "\n".join(errors))
+
+
 def best_checkpoint_args(cfg: Any) -> dict[str, Any]:
-    """Training arguments for keeping the best checkpoint by an eval metric such as
-    ``eval_aot/violation_fraction``.
+    """Training arguments for keeping the best checkpoint, and stopping early, by an eval metric such
+    as ``eval_aot/violation_fraction``.
 
     Axolotl's RL builder passes neither ``metric_for_best_model`` nor ``load_best_model_at_end``,
     and HF would take any metric not ending in "loss" as higher-is-better (wrong for the
-    violation).
+    violation). ``early_stopping_patience`` keeps the best checkpoint as axolotl's supervised
+    builder does, by ``eval_loss`` unless another metric is named (HF's default).
     """
     args: dict[str, Any] = {}
-    if cfg.metric_for_best_model:
-        args["metric_for_best_model"] = cfg.metric_for_best_model
+    metric = cfg.metric_for_best_model or ("eval_loss" if cfg.early_stopping_patience else None)
+    if metric:
+        args["metric_for_best_model"] = metric
         args["greater_is_better"] = (
-            cfg.greater_is_better
-            if cfg.greater_is_better is not None
-            else greater_is_better(cfg.metric_for_best_model)
+            cfg.greater_is_better if cfg.greater_is_better is not None else greater_is_better(metric)
         )
-    if cfg.load_best_model_at_end:
+    if cfg.load_best_model_at_end or cfg.early_stopping_patience:
         args["load_best_model_at_end"] = True
     return args
 

@@ -8,11 +8,13 @@ whole chunks to ranks) holds both labels, in the dataset's proportion or 1:1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
 from torch.utils.data import Sampler
+
+from axolotl_aot.integration.labels import check_both_labels, parsed_labels
 
 
 class LabelMixingSampler(Sampler[int]):
@@ -28,15 +30,16 @@ class LabelMixingSampler(Sampler[int]):
 
     def __init__(
         self,
-        labels: Sequence[bool],
+        labels: Sequence[Any],
         batch_size: int,
         ratio: Literal["proportional", "equal"] = "proportional",
         seed: int = 0,
     ) -> None:
-        label_tensor = torch.as_tensor(list(labels), dtype=torch.bool)
+        values = parsed_labels(labels, "the training set")
+        check_both_labels(values)
+        label_tensor = torch.as_tensor(values, dtype=torch.bool)
         self.positives = label_tensor.nonzero().flatten()
         self.negatives = (~label_tensor).nonzero().flatten()
-        check_both_labels(label_tensor.tolist())
         if batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 to hold both labels; got {batch_size}")
         self.batch_size = batch_size
@@ -76,24 +79,6 @@ class LabelMixingSampler(Sampler[int]):
             order = torch.randperm(self.batch_size, generator=generator).tolist()
             yield from (chunk[i] for i in order)
         self.set_epoch(self.epoch + 1)
-
-
-def check_both_labels(labels: Iterable[Any], what: str = "the training set") -> None:
-    """Unpaired AOT needs samples of both labels in ``what``; say which is missing and what to do.
-
-    The one check of it: the plugin's data checks, the trainers, the sampler and ``aot-cli report``.
-    """
-    values = [bool(label) for label in labels]
-    n_pos = sum(values)
-    n_neg = len(values) - n_pos
-    if n_pos and n_neg:
-        return
-    missing = "label=False (undesirable)" if n_pos else "label=True (desirable)"
-    raise ValueError(
-        f"rl: aot_unpaired needs samples of both labels, but {what} has {n_pos} with label=True "
-        f"and {n_neg} with label=False: add {missing} rows (unpairing a paired dataset gives one of "
-        "each per pair), or use rl: aot for paired data"
-    )
 
 
 def _cycle(indices: torch.Tensor, generator: torch.Generator) -> Iterator[int]:

@@ -39,10 +39,12 @@ from typing import Any, ClassVar
 
 import torch
 from accelerate.utils import is_compiled_module, is_peft_model
+from datasets import Dataset
 
 from axolotl_aot.integration import compat, packing
 from axolotl_aot.integration.args import AOTArgs
 from axolotl_aot.integration.evaluation import Scores, eval_metrics
+from axolotl_aot.integration.labels import check_both_labels, with_bool_labels
 from axolotl_aot.integration.logps import (
     ChunkedModel,
     Completions,
@@ -54,7 +56,7 @@ from axolotl_aot.integration.logps import (
 )
 from axolotl_aot.integration.packing import Tokens
 from axolotl_aot.integration.rows import Layout, PairedRows, Reference, Rows, UnpairedRows, cpu_rows
-from axolotl_aot.integration.sampler import LabelMixingSampler, check_both_labels
+from axolotl_aot.integration.sampler import LabelMixingSampler
 from axolotl_aot.integration.scopes import Scope, scope_of
 from axolotl_aot.integration.training_args import settings_of
 from axolotl_aot.ot.distributed import all_gather_variable
@@ -367,9 +369,13 @@ class AOTUnpairedTrainer(AOTTrainer, compat.kto_trainer()):
     layout: ClassVar[Layout] = UnpairedRows()
 
     def __init__(self, model: Any = None, ref_model: Any = None, *, args: Any = None, **kwargs: Any) -> None:
+        sets = {"train_dataset": "the training set", "eval_dataset": "the evaluation set"}
+        for key, name in sets.items():  # labels written as "true"/"false" or 0/1 read as booleans
+            if isinstance(kwargs.get(key), Dataset):
+                kwargs[key] = with_bool_labels(kwargs[key], name)
         super().__init__(model, ref_model, args=args, **kwargs)
-        sets = {"the training set": self.train_dataset, "the evaluation set": self.eval_dataset}
-        for name, dataset in sets.items():
+        for key, name in sets.items():
+            dataset = getattr(self, key)
             if dataset is not None and "label" in getattr(dataset, "column_names", ()):
                 check_both_labels(dataset["label"], name)
 

@@ -34,12 +34,22 @@ BOM = "\ufeff".encode()
 
 @dataclass(frozen=True)
 class Record:
-    """Row ``index`` (0-based) of a source: ``row`` if it decoded, else ``error`` and ``raw``."""
+    """Row ``index`` (0-based) of a source: ``row`` if it decoded, else ``error`` and ``raw``.
+
+    ``line`` is where a user finds it: the 1-based line of a JSON Lines or CSV file (blank lines
+    and a CSV header counted, as an editor counts them), else the 1-based row (``place`` says which).
+    """
 
     index: int
     row: dict[str, Any] | None
     error: str | None = None
     raw: str | None = None
+    line: int | None = None
+
+    @property
+    def place(self) -> str:
+        """``line N`` or ``row N``, 1-based, for messages."""
+        return f"line {self.line}" if self.line is not None else f"row {self.index + 1}"
 
 
 def is_local(source: str | Path) -> bool:
@@ -74,18 +84,22 @@ def iter_records(source: str | Path, split: str | None = None) -> Iterator[Recor
         yield from _parquet_records(path)
     elif suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as file:
-            for index, row in enumerate(csv.DictReader(file)):
-                yield Record(index, dict(row))
+            reader = csv.DictReader(file)
+            start = 2  # the line after the header, where the first row starts
+            for index, row in enumerate(reader):
+                yield Record(index, dict(row), line=start)
+                start = reader.line_num + 1
     else:
         raise ValueError(
             f"{source}: unsupported file type {path.suffix!r}; use one of {', '.join(FILE_SUFFIXES)}"
         )
 
 
-def _checked(index: int, row: Any, raw: str | None = None) -> Record:
+def _checked(index: int, row: Any, raw: str | None = None, line: int | None = None) -> Record:
     if isinstance(row, dict):
-        return Record(index, row)
-    return Record(index, None, f"wrong type: row is {type(row).__name__}, not an object", raw or repr(row))
+        return Record(index, row, line=line)
+    wrong = f"wrong type: row is {type(row).__name__}, not an object"
+    return Record(index, None, wrong, raw or repr(row), line)
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -118,11 +132,10 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
                 text = line.decode("utf-8")
                 row = json.loads(text)
             except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                yield Record(
-                    index, None, f"undecodable line: {err}", line.decode("utf-8", "replace").rstrip("\n")
-                )
+                raw = line.decode("utf-8", "replace").rstrip("\n")
+                yield Record(index, None, f"undecodable line: {err}", raw, number + 1)
             else:
-                yield _checked(index, row, text.rstrip("\n"))
+                yield _checked(index, row, text.rstrip("\n"), number + 1)
             index += 1
 
 

@@ -25,6 +25,7 @@ prompt its Human/Assistant turns, an answer one assistant turn.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -118,7 +119,7 @@ def _renamed(records: Iterator[Record], columns: dict[str, str]) -> Iterator[Rec
             continue
         row = {k: v for k, v in record.row.items() if k not in columns}
         row.update({name: record.row[column] for name, column in columns.items() if column in record.row})
-        yield Record(record.index, row, record.error, record.raw)
+        yield dataclasses.replace(record, row=row)
 
 
 def _convert_rows(
@@ -174,7 +175,8 @@ def _convert_rows(
 def _write_reject(rejects: IO[str], record: Record, reason: str) -> None:
     """A dropped row as a JSON line of the rejects file: its index, the reason and what was read."""
     kept = record.row if record.row is not None else record.raw
-    rejects.write(json.dumps({"row": record.index, "reason": reason, "data": kept}, default=str) + "\n")
+    place = {"line": record.line} if record.line is not None else {"row": record.index + 1}
+    rejects.write(json.dumps({**place, "reason": reason, "data": kept}, default=str) + "\n")
 
 
 def _output_order(

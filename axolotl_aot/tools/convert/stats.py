@@ -55,7 +55,7 @@ class ConversionStats:
     layouts: Counter[str] = field(default_factory=Counter)
     limit_reached: bool = False
     lookalikes: Counter[str] = field(default_factory=Counter)  # hints from LOOKALIKES, per dropped row
-    first_rows: dict[str, int] = field(default_factory=dict)  # drop reason -> its first row (0-based)
+    first_rows: dict[str, str] = field(default_factory=dict)  # drop reason -> its first place (Record.place)
 
     @property
     def dataset_type(self) -> str | None:
@@ -81,7 +81,7 @@ class ConversionStats:
         # Decoder messages differ per line; the rejects file keeps them, the accounting groups them.
         grouped = reason.split(":")[0] if reason.startswith(("undecodable", "unencodable")) else reason
         self.dropped[grouped] += 1
-        self.first_rows.setdefault(grouped, record.index)
+        self.first_rows.setdefault(grouped, record.place)
         if record.row is not None:
             hint = next((text for names, text in LOOKALIKES if names <= record.row.keys()), None)
             if hint is not None:

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from axolotl_aot.integration import compat, modes
+from axolotl_aot.integration.labels import check_both_labels, with_bool_labels
 from axolotl_aot.integration.modes import OTHER_METHODS
-from axolotl_aot.integration.sampler import check_both_labels
 from axolotl_aot.tools.records import SUFFIX_TYPES, file_suffix
 from axolotl_aot.tools.report.discover import check_data
 from axolotl_aot.tools.saved_models import check_loaded, unsaved_weights
@@ -96,6 +96,7 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
     if len(dataset) == 0:
         raise ValueError("the evaluation set is empty")
     if not mode.paired:
+        dataset = with_bool_labels(dataset, "the evaluation set")
         check_both_labels(dataset["label"], "the evaluation set")
     return dataset
 
