@@ -254,13 +254,18 @@ def test_a_value_that_counts_as_unset_has_no_problem():
 # (c) honoured: the values reach TRL's config --------------------------------------------------------
 
 
-def _training_args(path: Path):
-    """TRL's config as axolotl's RL trainer builder makes it from the YAML at ``path``."""
+def _training_args(path: Path, eval_rows: int = 0):
+    """TRL's config as axolotl's RL trainer builder makes it from the YAML at ``path`` (with an
+    evaluation set of ``eval_rows`` rows, if any)."""
     from axolotl.cli.config import load_cfg
     from axolotl.core.builders import HFRLTrainerBuilder
+    from datasets import Dataset
 
     cfg = load_cfg(str(path))
-    training_args, _ = HFRLTrainerBuilder(cfg, None, None)._build_training_arguments(10)
+    builder = HFRLTrainerBuilder(cfg, None, None)
+    if eval_rows:
+        builder.eval_dataset = Dataset.from_dict({"prompt": ["p"] * eval_rows})
+    training_args, _ = builder._build_training_arguments(10)
     return cfg, training_args
 
 
@@ -396,3 +401,28 @@ def test_fsdp1_is_warned_for_its_full_logits():
     (problem,) = setting_problems({"rl": "aot", "fsdp_config": {"reshard_after_forward": True}})
     assert (problem.key, problem.kind) == ("fsdp_version", "warned")
     assert "full [tokens, vocab] logits" in problem.message
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_early_stopping_without_an_evaluation_set_fails_the_config(tmp_path, mode):
+    with pytest.raises(ValidationError) as error:
+        load_and_validate(tiny_config(tmp_path, mode, early_stopping_patience=2, test_datasets=None))
+    assert (
+        f"early_stopping_patience: 2 cannot be used with rl: {RL[mode]} without an evaluation set "
+        "(test_datasets or val_set_size)"
+    ) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "metric", "greater"),
+    [({}, "eval_loss", False), ({"metric_for_best_model": "eval_aot/win_rate"}, "eval_aot/win_rate", True)],
+)
+def test_early_stopping_keeps_the_best_checkpoint_by_its_metric(
+    tmp_path, tiny_model, changes, metric, greater
+):
+    path = tiny_config(tmp_path, "paired", base_model=str(tiny_model), early_stopping_patience=2, **changes)
+    cfg, training_args = _training_args(path, eval_rows=4)
+    assert (training_args.metric_for_best_model, training_args.greater_is_better) == (metric, greater)
+    assert training_args.load_best_model_at_end is True
+    (stopper,) = AOTPlugin().add_callbacks_pre_trainer(cfg, None)
+    assert stopper.early_stopping_patience == 2

@@ -92,9 +92,9 @@ class AOTPlugin(BasePlugin):
             self._restore_probe()
             self._restore_probe = None
         cpu_device_map(cfg)
+        check_source_files(cfg)
         if preprocess:  # `axolotl preprocess` only writes the prepared sets
             return None
-        check_source_files(cfg)
         meta = compat.load_preference_datasets(cfg)  # axolotl's TrainDatasetMeta
         try:
             check_prepared_datasets(cfg, meta.train_dataset, meta.eval_dataset)

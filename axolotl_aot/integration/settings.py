@@ -256,6 +256,12 @@ SETTINGS: dict[str, Setting] = {
     "rl_adapter_ref_model": Setting(
         "warned", "it is not an axolotl schema key, so axolotl drops it and its code never sees it set"
     ),
+    "early_stopping_patience": Setting(
+        "honoured",
+        "the plugin adds the EarlyStoppingCallback that axolotl adds for supervised runs only, with "
+        "load_best_model_at_end and metric_for_best_model (default eval_loss); refused without an "
+        "evaluation set and eval_steps",
+    ),
     "eval_on_start": Setting(
         "warned",
         "axolotl 0.19 has no eval_on_start key (it drops it); the plugin never evaluates at step 0, "
@@ -291,7 +297,12 @@ def setting_problems(data: dict[str, Any], mode: Mode | None = None) -> list[Set
     if mode is None:
         return []
     rl = mode.rl
-    problems = [*_beta_problems(data, rl), *_engine_problems(data, rl), *_compile_problems(data, rl)]
+    problems = [
+        *_beta_problems(data, rl),
+        *_engine_problems(data, rl),
+        *_compile_problems(data, rl),
+        *_early_stopping_problems(data, rl),
+    ]
     trl = data.get("trl") if isinstance(data.get("trl"), dict) else {}
     keys = [*SETTINGS, *(f"trl.{name}" for name in trl if f"trl.{name}" not in SETTINGS)]
     for key in keys:
@@ -362,6 +373,24 @@ def _engine_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
             f"fsdp_version: {data.get('fsdp_version', 1)!r} (FSDP1) has a cost with rl: {rl}: FSDP1 "
             "flattens the LM head into its shards, so the AOT log-probs use the full [tokens, vocab] "
             "logits. Set fsdp_version: 2 to keep the chunked log-probs",
+        )
+
+
+def _early_stopping_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
+    """``early_stopping_patience`` needs evaluations to count: HF's callback would otherwise fail its
+    assertion at the first step (no eval strategy) or never stop (nothing evaluated)."""
+    if not _positive(data.get("early_stopping_patience")):
+        return
+    evaluation = data.get("test_datasets") or _positive(data.get("val_set_size"))
+    evaluates = data.get("eval_strategy") != "no" and (data.get("eval_steps") or data.get("eval_strategy"))
+    if not (evaluation and evaluates):
+        missing = "an evaluation set (test_datasets or val_set_size)" if not evaluation else "eval_steps"
+        yield SettingProblem(
+            "early_stopping_patience",
+            "refused",
+            f"early_stopping_patience: {data['early_stopping_patience']!r} cannot be used with rl: {rl} "
+            f"without {missing}: it stops training after that many evaluations without improvement of "
+            "metric_for_best_model. Add it, or remove early_stopping_patience.",
         )
 
 
