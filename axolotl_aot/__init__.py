@@ -25,6 +25,7 @@ integration.labels: the one parser of an unpaired row's label
 integration.sampler: micro-batches with both labels (unpaired)
 integration.launch: multi-process launches on CPUs, unsharded ranks refused
 integration.data_checks: the data checks, shared by validate and training
+integration.records: rows of a dataset source, one at a time, with their lines
 integration.checkpoints: checkpoint folders and the one to resume from
 integration.adapter_keys: a saved LoRA adapter's tensor names
 integration.chat: chat rows rendered with the model's template
@@ -34,7 +35,6 @@ tools.convert: ``aot-cli convert-dataset``
 tools.report: ``aot-cli report``
 tools.smoke: ``aot-cli smoke``
 tools.config: a YAML validated as axolotl does, without a model
-tools.records: rows of a dataset source, one at a time
 tools.saved_models: whether a checkpoint's weights load as saved
 tools.tiny_model: the tiny local model
 tools.synthetic: the bundled parity data

@@ -18,8 +18,8 @@ import yaml
 from datasets import Dataset, DatasetDict
 from typer.testing import CliRunner
 
+from axolotl_aot.integration.records import iter_records
 from axolotl_aot.tools.convert import convert_dataset
-from axolotl_aot.tools.records import iter_records
 from axolotl_aot_cli.app import app
 
 USER = {"role": "user", "content": "hi"}

@@ -111,8 +111,8 @@ def rows_file(
         (
             "unpaired",
             "label",
-            "datasets[0].type: {path} line 9, read as is (no type:): label 'maybe' is not a label; a label is "
-            "true/false",
+            "datasets[0].type: {path} line 9, read as is (no type:): label 'maybe' is not a label; a "
+            "label is true/false",
         ),
     ],
 )
@@ -170,8 +170,8 @@ def test_training_refuses_a_bad_row_anywhere_with_validates_message(tmp_path, ti
             "paired",
             {"type": "chat_template.default", "chat_template": "chatml"},
             None,
-            "ultrafeedback_train.jsonl line 1, rendered with type 'chat_template.default': the prompt contains "
-            "the chosen answer",
+            "ultrafeedback_train.jsonl line 1, rendered with type 'chat_template.default': the prompt "
+            "contains the chosen answer",
         ),
     ],
     ids=[

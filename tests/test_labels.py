@@ -28,7 +28,9 @@ def test_what_a_label_may_be(value, label):
 
 @pytest.mark.parametrize("value", ["yes", "", "2", 2, -1, 0.0, None, [True]])
 def test_anything_else_is_refused_saying_what_a_label_is(value):
-    with pytest.raises(ValueError, match=r"is not a label; a label is true/false: booleans, 0/1, or the strings"):
+    with pytest.raises(
+        ValueError, match=r"is not a label; a label is true/false: booleans, 0/1, or the strings"
+    ):
         parse_label(value)
 
 

@@ -30,7 +30,7 @@ from datasets import Dataset
 from axolotl_aot.integration import compat
 from axolotl_aot.integration.labels import check_both_labels, parse_label
 from axolotl_aot.integration.modes import BY_NAME, MODES, Mode
-from axolotl_aot.tools.records import Record, is_local, iter_records
+from axolotl_aot.integration.records import Record, is_local, iter_records
 
 HEAD_ROWS = 5
 # The Python text of a message list, as str() of a list renders it: a type read messages as a string.

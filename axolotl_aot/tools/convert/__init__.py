@@ -38,10 +38,10 @@ from typing import IO
 
 import yaml
 
+from axolotl_aot.integration.records import Record, iter_records
 from axolotl_aot.tools.convert.output import check_destinations, finalize, scratch
 from axolotl_aot.tools.convert.rows import LAYOUTS, Dropped, Layout, encoded, unpair
 from axolotl_aot.tools.convert.stats import ConversionStats
-from axolotl_aot.tools.records import Record, iter_records
 
 __all__ = ["LAYOUTS", "ConversionStats", "Dropped", "Layout", "convert_dataset", "datasets_yaml", "unpair"]
 

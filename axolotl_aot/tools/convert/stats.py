@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from axolotl_aot.integration.modes import UNPAIRED
-from axolotl_aot.tools.records import Record
+from axolotl_aot.integration.records import Record
 
 # The dataset type that trains the written columns under rl: aot_unpaired, by the layouts written;
 # None: no type, the columns train as written.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from axolotl_aot.integration.checkpoints import checkpoint_step, is_checkpoint, saved_checkpoints
-from axolotl_aot.tools.records import SUFFIX_TYPES, file_suffix, iter_records
+from axolotl_aot.integration.records import SUFFIX_TYPES, file_suffix, iter_records
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

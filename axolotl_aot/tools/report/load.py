@@ -17,7 +17,7 @@ import torch
 from axolotl_aot.integration import compat, modes
 from axolotl_aot.integration.labels import check_both_labels, with_bool_labels
 from axolotl_aot.integration.modes import OTHER_METHODS
-from axolotl_aot.tools.records import SUFFIX_TYPES, file_suffix
+from axolotl_aot.integration.records import SUFFIX_TYPES, file_suffix
 from axolotl_aot.tools.report.discover import check_data
 from axolotl_aot.tools.saved_models import check_loaded, unsaved_weights
 

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from axolotl_aot.integration.modes import Mode, of_config
+from axolotl_aot.integration.records import is_local, iter_records
 from axolotl_aot.tools.config import requested_attention
-from axolotl_aot.tools.records import is_local, iter_records
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 from axolotl_aot.tools.synthetic import DATA_DIR
 from axolotl_aot.tools.tiny_model import build_tiny_model, build_tokenizer, seeded

@@ -13,7 +13,7 @@ from typing import Any
 
 from axolotl_aot.integration.data_checks import dataset_entries, source_findings, type_findings
 from axolotl_aot.integration.modes import Mode
-from axolotl_aot.tools.records import is_local
+from axolotl_aot.integration.records import is_local
 from axolotl_aot.tools.validate.report import Report
 
 
