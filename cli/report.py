@@ -56,8 +56,20 @@ def report(
         ),
     ] = None,
     ref: Annotated[
-        str | None, typer.Option(help="Reference model (default: each config's base_model).")
+        str | None,
+        typer.Option(
+            help="Reference model (default: each config's base_model). It must be the model each "
+            "checkpoint was trained from, as its adapter_config.json or model card names it."
+        ),
     ] = None,
+    force_ref: Annotated[
+        bool,
+        typer.Option(
+            "--force-ref",
+            help="Score against --ref (or the config's base_model) even where the checkpoint was "
+            "trained from another model.",
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option(help="Folder for report.json and the PNG plots.")] = Path("aot-report"),
     batch_size: Annotated[int, typer.Option(min=1, help="Rows scored per forward pass.")] = 16,
     max_samples: Annotated[int | None, typer.Option(min=1, help="Score at most this many rows.")] = None,
@@ -73,7 +85,10 @@ def report(
     baseline and an AOT run) are scored side by side, each under its own config: one trend table
     with a run column. Writes report.json (keyed by run) and plots (reward CDFs and quantile
     curves per checkpoint, the last checkpoints of all runs overlaid, the violation fraction
-    across checkpoints) to --out. Every path is checked before anything is loaded.
+    across checkpoints) to --out. Every path is checked before anything is loaded, and so is each
+    checkpoint's reference: a checkpoint is never scored against another model than the one it
+    was trained from (its adapter_config.json, its model card, else the config's base_model)
+    unless --force-ref says so.
 
     Exit code 0: reported; 1: an error (with --json, {"error": ..., "exit_code": 1} on stdout);
     2: bad options.
@@ -103,6 +118,7 @@ def report(
             specs,
             out,
             ref=ref,
+            force_ref=force_ref,
             batch_size=batch_size,
             max_samples=max_samples,
             progress=_Bar(progress),

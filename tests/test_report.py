@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from axolotl_aot.ot.dominance import dominance_stats
 from axolotl_aot.tools import report as lib
+from axolotl_aot.tools.report.reference import recorded_base
 from axolotl_aot.tools.tiny_model import build_tiny_model
 from axolotl_aot_cli.app import app
 
@@ -211,7 +212,11 @@ def test_bad_inputs_fail_with_one_clear_sentence(paired_run, other_vocab_model, 
         ([str(out / "checkpoint-6")], ["--data", str(unpaired_file)], "has no column 'chosen'"),
         ([str(out / "checkpoint-6")], ["--data", str(empty)], "the evaluation set is empty"),
         ([str(out / "checkpoint-6")], ["--data", str(tmp_path / "none.jsonl")], "no such evaluation file"),
-        ([str(out / "checkpoint-6")], ["--ref", str(other_vocab_model)], "does not match the reference"),
+        (
+            [str(out / "checkpoint-6")],
+            ["--ref", str(other_vocab_model), "--force-ref"],
+            "does not match the reference",
+        ),
         # --out is checked first, before the (here also bad) checkpoints are looked at
         ([str(tmp_path)], ["--out", str(a_file)], f"--out {a_file} is a file"),
         ([str(tmp_path)], ["--out", str(a_file / "sub")], "cannot create the folder"),
@@ -429,3 +434,79 @@ def test_outputs_that_do_not_load_as_saved_are_errors_naming_the_fix(paired_run,
         flat = "".join(ch for ch in result.output if not ch.isspace() and ch != "│")
         assert "".join(message.split()) in flat, result.output
         assert "Traceback" not in result.output
+
+
+def test_the_reference_must_be_the_model_a_checkpoint_was_trained_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base, other = tmp_path / "base", tmp_path / "other"
+    base.mkdir(), other.mkdir()
+    adapter = tmp_path / "run/checkpoint-3"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "base"}))
+    assert recorded_base(adapter) == ("base", "adapter_config.json's base_model_name_or_path")
+    assert lib.reference_problem(adapter, str(base), None) is None  # a relative path: the same folder
+    problem = lib.reference_problem(adapter, str(other), None)
+    assert problem == (
+        f"{adapter} was trained from base (adapter_config.json's base_model_name_or_path), but the "
+        f"reference would be the config's base_model {other}: the rewards would compare it with another "
+        f"model. Pass --ref base, or fix base_model in the config; --force-ref scores against {other} anyway"
+    )
+    assert lib.reference_problem(adapter, str(other), "./base") is None  # the checkpoint's record decides
+    assert "but the reference would be --ref other" in lib.reference_problem(adapter, "base", "other")
+
+    full = tmp_path / "full/checkpoint-3"
+    full.mkdir(parents=True)
+    (full / "config.json").write_text("{}")
+    assert recorded_base(full) is None
+    assert lib.reference_problem(full, "base", str(base)) is None
+    assert lib.reference_problem(full, "base", "other").startswith(
+        "--ref other is not the config's base_model base, which the run trained from"
+    )
+    # TRL's model card in the output_dir names a hub base model
+    (full.parent / "README.md").write_text("---\nbase_model: org/model\nlibrary_name: transformers\n---\n")
+    assert recorded_base(full) == ("org/model", f"the model card {full.parent / 'README.md'}")
+    assert lib.reference_problem(full, "org/model", None) is None
+    assert "was trained from org/model (the model card" in lib.reference_problem(full, "org/other", None)
+    assert recorded_base(full.parent) == recorded_base(full)  # the final model in the output_dir
+    (full.parent / "merged").mkdir()
+    assert recorded_base(full.parent / "merged") is None  # only a checkpoint-N folder reads its parent's
+
+
+@pytest.mark.training
+def test_another_reference_than_the_trained_one_is_refused_unless_forced(
+    paired_run, adapter_run, models, tmp_path
+):
+    """An adapter whose config names another base, and a full model with another --ref: refused,
+    naming both models; --force-ref scores against the given one."""
+    tiny, other = models
+    adapter_config, adapter_out = adapter_run
+    moved = tmp_path / "moved.yml"
+    moved.write_text(adapter_config.read_text().replace(str(tiny), str(other)))
+    config, out = paired_run
+    common = ["--max-samples", "8", "--out", str(tmp_path / "rep"), "--json"]
+    cases = [
+        (
+            [str(adapter_out), "--config", str(moved), "--data", str(TEST_UNPAIRED)],
+            f"was trained from {tiny}",
+        ),
+        (
+            [
+                str(out / "checkpoint-6"),
+                "--config",
+                str(config),
+                "--data",
+                str(TEST_PAIRS),
+                "--ref",
+                str(other),
+            ],
+            f"--ref {other} is not the config's base_model {tiny}",
+        ),
+    ]
+    for args, message in cases:
+        refused = runner.invoke(app, ["report", *args, *common])
+        assert refused.exit_code == 1, refused.output
+        error = json.loads(refused.stdout)["error"]
+        assert message in error and "--force-ref scores against" in error, error
+        forced = runner.invoke(app, ["report", *args, "--force-ref", *common])
+        assert forced.exit_code == 0, forced.output
+        assert json.loads(forced.stdout)["runs"]["cfg" if "moved" not in args[2] else "moved"]["checkpoints"]

@@ -36,6 +36,15 @@ RL = {"paired": "aot", "unpaired": "aot_unpaired"}
 LOGGER = "axolotl_aot.integration.plugin"  # AOTPlugin.register logs the warned keys
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _axolotl_logging() -> None:
+    """axolotl's logging configuration, installed before caplog's handler: installing it replaces the
+    root logger's handlers, so the first config load in a process would otherwise log past caplog."""
+    from axolotl_aot.integration import compat
+
+    compat.configure_logging()
+
+
 def _nested(key: str, value: object) -> dict:
     """The config change setting ``key`` ("name" or "trl.name") to ``value``."""
     section, _, name = key.rpartition(".")
@@ -77,6 +86,20 @@ WARNED_VALUES: dict[str, object] = {
     "rl_adapter_ref_model": True,
     "eval_on_start": False,
     "pad_to_multiple_of": 8,  # unpaired only
+    "group_by_length": True,
+    "curriculum_sampling": True,
+    "lr_quadratic_warmup": True,
+    "dataloader_drop_last": True,
+    "auto_find_batch_size": True,
+    "ddp_bucket_cap_mb": 50,
+    "ddp_broadcast_buffers": False,
+    "loss_watchdog_threshold": 5.0,
+    "train_on_inputs": True,
+    "pad_to_sequence_len": True,
+    "chunked_cross_entropy": True,
+    "liger_cross_entropy": True,
+    "liger_fused_linear_cross_entropy": True,
+    "liger_use_token_scaling": True,
     "trl.ref_model_mixup_alpha": 0.6,
     "trl.ref_model_sync_steps": 512,
     "trl.use_vllm": True,
@@ -216,6 +239,8 @@ def test_aot_cli_validate_reports_every_warned_key(tmp_path, mode, tiny_model):
         k: v for k, v in WARNED_VALUES.items() if SETTINGS.get(k, SETTINGS[TRL_OTHER]).kind(mode) == "warned"
     }
     warned.pop("noisy_embedding_alpha")  # axolotl refuses it together with neftune_noise_alpha
+    for key in ("chunked_cross_entropy", "liger_cross_entropy"):  # one cross-entropy kernel at a time
+        warned.pop(key)
     top = {k: v for k, v in warned.items() if not k.startswith("trl.")}
     trl = {k[4:]: v for k, v in warned.items() if k.startswith("trl.")}
     changes = {**LORA, **top, "trl": trl, "base_model": str(tiny_model)}
@@ -426,3 +451,33 @@ def test_early_stopping_keeps_the_best_checkpoint_by_its_metric(
     assert training_args.load_best_model_at_end is True
     (stopper,) = AOTPlugin().add_callbacks_pre_trainer(cfg, None)
     assert stopper.early_stopping_patience == 2
+
+
+CCE = "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cut_cross_entropy_without_axolotls_fork_fails_the_config_and_with_it_is_warned(
+    tmp_path, monkeypatch, mode
+):
+    from axolotl_aot.integration import compat
+
+    missing = compat.cut_cross_entropy_missing()
+    assert missing and "Axolotl's fork of cut_cross_entropy" in missing  # not installed on either stack
+    plugins = ["axolotl_aot.AOTPlugin", CCE]
+    path = tiny_config(tmp_path, mode, plugins=plugins, bf16=True)
+    with pytest.raises(ValidationError) as error:
+        load_and_validate(path)
+    text = str(error.value)
+    assert f"cut_cross_entropy: True cannot be used with rl: {RL[mode]}" in text
+    assert "the AOT trainers pass no labels to the model's forward" in text
+    assert f"Here training would also stop when the model loads: {missing.rstrip('.')}" in text
+    assert f"Remove {CCE} from plugins, or set cut_cross_entropy: false" in text
+    raw = yaml.safe_load(path.read_text())
+    assert not setting_problems({**raw, "cut_cross_entropy": False})
+    assert not setting_problems({**raw, "plugins": plugins[:1]})
+    monkeypatch.setattr(compat, "cut_cross_entropy_missing", lambda: None)  # as with the fork installed
+    ((key, kind, message),) = [(p.key, p.kind, p.message) for p in setting_problems(raw)]
+    assert (key, kind) == ("cut_cross_entropy", "warned")
+    assert message.startswith(f"cut_cross_entropy: True has no effect with rl: {RL[mode]}: ")
+    assert setting_problems({**raw, "plugins": [CCE.replace(".CutCross", ":CutCross")]})  # 0.21's spelling

@@ -119,9 +119,11 @@ def test_dataset_columns_that_do_not_fit_the_type(tmp_path, tiny_model):
     dataset = {"path": str(data), "ds_type": "json", "split": "train", "type": "chatml.prompt_pairs"}
     config = tiny_config(tmp_path, base_model=str(tiny_model), datasets=[dataset])
     rows = by_name(run_smoke(config, workdir=tmp_path / "smoke"))
+    detail = rows["data formatting"].detail
     assert rows["data formatting"].status == "failed"
-    assert "KeyError: 'prompt'" in rows["data formatting"].detail
-    assert "aot-cli convert-dataset" in rows["data formatting"].detail
+    assert detail.startswith("axolotl-aot: datasets[0].type: ")  # the data checks' message (data_checks.py)
+    assert "line 1 has no column 'prompt' that type 'chatml.prompt_pairs' reads" in detail
+    assert "aot-cli convert-dataset" in detail
     assert rows["training"].status == "not run here"
 
 
@@ -148,3 +150,45 @@ def test_a_corrupt_deepspeed_json_fails_before_training(tmp_path, tiny_model):
         "status": "not run here",
         "detail": "not started: a row above failed",
     }
+
+
+def test_kernels_a_cpu_cannot_run_are_switched_off_and_reported(tmp_path, tiny_model):
+    from axolotl_aot.tools.smoke.prepare import prepare
+
+    kernels = {"liger_rms_norm": True, "liger_glu_activation": True, "liger_fused_linear_cross_entropy": True}
+    plugins = ["axolotl_aot.AOTPlugin", "axolotl.integrations.liger.LigerPlugin"]
+    config = tiny_config(tmp_path, base_model=str(tiny_model), plugins=plugins, **kernels)
+    plan = prepare(config, tmp_path / "smoke", steps=1, cuda=False, gpus=0)
+    written = yaml.safe_load(plan.config.read_text())
+    assert {key: written[key] for key in kernels} == dict.fromkeys(kernels, False)
+    rows = by_name(plan.rows + plan.skipped)
+    assert rows["loss and layer kernels"].status == "not run here"
+    assert rows["loss and layer kernels"].detail.startswith(", ".join(kernels) + " need CUDA (Triton)")
+    # the settings row is the audit of the user's own config, not of the CPU's
+    assert rows["settings"].detail == "no effect, warned: liger_fused_linear_cross_entropy"
+    assert not plan.failed
+
+
+def test_a_refused_setting_is_the_settings_row_and_nothing_launches(tmp_path, tiny_model):
+    """Cut Cross Entropy without axolotl's fork: the real run's refusal, although the CPU run would
+    have switched the kernel off (and bf16 with it, which Cut Cross Entropy's own check refuses)."""
+    plugins = ["axolotl_aot.AOTPlugin", "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"]
+    config = tiny_config(tmp_path, base_model=str(tiny_model), plugins=plugins, bf16=True)
+    result = CliRunner().invoke(app, ["smoke", str(config), "--json"])
+    assert result.exit_code == 1, result.output
+    rows = by_name(json.loads(result.stdout))
+    assert rows["settings"]["status"] == "failed"
+    assert rows["settings"]["detail"].startswith("cut_cross_entropy: True cannot be used with rl: aot: ")
+    assert "install Axolotl's fork of cut_cross_entropy" in rows["settings"]["detail"]
+    assert rows["training"]["detail"] == "not started: a row above failed"
+
+
+@pytest.mark.training
+def test_a_config_error_shows_pydantics_reason_not_its_wrapper(tmp_path, tiny_model):
+    config = tiny_config(tmp_path, base_model=str(tiny_model), weight_decay="lots")
+    rows = by_name(run_smoke(config, workdir=tmp_path / "smoke"))
+    assert rows["config"].status == "failed"
+    assert "data formatting" not in rows and rows["training"].detail == "not reached: config failed"
+    assert rows["config"].detail.startswith("weight_decay: Input should be a valid number"), rows["config"]
+    assert "ValidationError" not in rows["config"].detail
+    assert "ValidationError: 1 validation error for" in (tmp_path / "smoke/train.log").read_text()

@@ -252,6 +252,22 @@ def load_plugin(name: str) -> Any:
     return axolotl_load_plugin(name)
 
 
+def cut_cross_entropy_missing() -> str | None:
+    """Why axolotl's Cut Cross Entropy plugin would stop the model load on this machine, or None.
+
+    Its own requirements check (``CutCrossEntropyPlugin._check_requirements``, 0.19 and 0.21: torch
+    >= 2.4 and axolotl's fork of the package, installable from git only), which it runs in
+    ``pre_model_load``.
+    """
+    from axolotl.integrations.cut_cross_entropy import CutCrossEntropyPlugin
+
+    try:
+        CutCrossEntropyPlugin()._check_requirements()
+    except ImportError as error:
+        return str(error)
+    return None
+
+
 def plugin_autoloaded() -> bool:
     """Whether the installed axolotl registers ``AOTPlugin`` without a ``plugins:`` line.
 

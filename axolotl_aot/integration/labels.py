@@ -10,9 +10,10 @@ loads the data, the trainer (its datasets, so the collator and the sampler read 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import Dataset
+if TYPE_CHECKING:  # importing datasets costs seconds: aot-cli checks its paths before
+    from datasets import Dataset
 
 ACCEPTED = 'true/false: booleans, 0/1, or the strings "true"/"false" (any case), "1"/"0"'
 # A CSV cell is text: "1" is what a 0/1 column of a CSV file reads as, row by row.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from axolotl_aot.integration import beta as betas
+from axolotl_aot.integration import compat
 from axolotl_aot.integration.modes import Mode, of_config
 
 Kind = Literal["honoured", "refused", "warned"]
@@ -81,9 +82,7 @@ def _dropped_by_axolotl(key: str) -> Callable[[Any], bool]:
     """Set, and not a field of this axolotl's schema (axolotl 0.19 has no ``eval_on_start``)."""
 
     def check(value: Any) -> bool:
-        from axolotl_aot.integration.compat import axolotl_fields
-
-        return value is not None and key not in axolotl_fields()
+        return value is not None and key not in compat.axolotl_fields()
 
     return check
 
@@ -140,6 +139,12 @@ _GRPO_TRL_NAMES = """
 """
 GRPO_TRL_FIELDS: tuple[str, ...] = tuple(_GRPO_TRL_NAMES.split())
 TRL_OTHER = "trl.*"  # a key under trl: that is no TRLConfig field
+NO_LABELS = (
+    "the AOT trainers pass no labels to the model's forward: they score completions with their own chunked "
+    "LM head (aot_logits_chunk_size), and with aot_logits_chunk_size: 0 the forward returns the plain logits"
+)
+SUPERVISED_ONLY = "axolotl passes it to its supervised (causal) trainer only, not to TRL's DPO/KTO trainers"
+CCE_PLUGIN = "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin"
 
 SETTINGS: dict[str, Setting] = {
     # beta: honoured (what the AOT trainers use as self.beta), with value checks in _beta_problems.
@@ -269,6 +274,65 @@ SETTINGS: dict[str, Setting] = {
         when=_dropped_by_axolotl("eval_on_start"),
         stacks="0.19 (0.21 reads it: see start_eval_args in plugin.py)",
     ),
+    # Supervised fine-tuning only: axolotl's causal trainer builder and SFT data path read these.
+    "group_by_length": Setting(
+        "warned",
+        "axolotl groups rows by length in supervised fine-tuning only (its causal trainer builder); the "
+        "DPO/KTO trainers draw each micro-batch at random",
+        when=_truthy,
+    ),
+    "curriculum_sampling": Setting(
+        "warned",
+        "axolotl samples in dataset order in supervised fine-tuning only (its causal trainer builder); the "
+        "DPO/KTO trainers draw each micro-batch at random",
+        when=_truthy,
+    ),
+    "lr_quadratic_warmup": Setting("warned", f"{SUPERVISED_ONLY}: the warmup stays linear", when=_truthy),
+    "dataloader_drop_last": Setting(
+        "warned", f"{SUPERVISED_ONLY}: their data loaders keep the last, smaller micro-batch", when=_truthy
+    ),
+    "auto_find_batch_size": Setting("warned", SUPERVISED_ONLY, when=_truthy),
+    "ddp_bucket_cap_mb": Setting("warned", f"{SUPERVISED_ONLY}: DDP keeps its default bucket size"),
+    "ddp_broadcast_buffers": Setting("warned", f"{SUPERVISED_ONLY}: DDP keeps transformers' default"),
+    "loss_watchdog_threshold": Setting(
+        "warned", "axolotl adds its loss watchdog callback in supervised fine-tuning only"
+    ),
+    "train_on_inputs": Setting(
+        "warned",
+        "it is axolotl's supervised label masking; TRL's DPO/KTO trainers score the completion tokens only",
+        when=_truthy,
+    ),
+    "pad_to_sequence_len": Setting(
+        "warned",
+        "it pads the batches of axolotl's supervised collator; TRL's DPO/KTO collators pad each batch to "
+        "its longest sequence",
+        when=_truthy,
+    ),
+    # Loss kernels: each replaces the loss of the model's forward given labels. The Cut Cross Entropy
+    # plugin is checked in _cut_cross_entropy_problems; Liger's other kernels change the backbone, which
+    # the AOT log-probs run (honoured, docs/settings.md).
+    "chunked_cross_entropy": Setting(
+        "warned",
+        f"axolotl's chunked cross-entropy replaces the loss of the model's forward given labels; {NO_LABELS}",
+        when=_truthy,
+    ),
+    "liger_cross_entropy": Setting(
+        "warned",
+        f"Liger's cross-entropy kernel replaces the loss of the model's forward given labels; {NO_LABELS}",
+        when=_truthy,
+    ),
+    "liger_fused_linear_cross_entropy": Setting(
+        "warned",
+        "Liger's fused linear cross-entropy computes the loss of the model's forward from its labels "
+        f"without the logits; {NO_LABELS}",
+        when=_truthy,
+    ),
+    "liger_use_token_scaling": Setting(
+        "warned",
+        "it scales the per-token loss of liger_fused_linear_cross_entropy, which the AOT trainers never "
+        "compute",
+        when=_truthy,
+    ),
 }
 
 
@@ -302,6 +366,7 @@ def setting_problems(data: dict[str, Any], mode: Mode | None = None) -> list[Set
         *_engine_problems(data, rl),
         *_compile_problems(data, rl),
         *_early_stopping_problems(data, rl),
+        *_cut_cross_entropy_problems(data, rl),
     ]
     trl = data.get("trl") if isinstance(data.get("trl"), dict) else {}
     keys = [*SETTINGS, *(f"trl.{name}" for name in trl if f"trl.{name}" not in SETTINGS)]
@@ -405,6 +470,36 @@ def _compile_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]
             "chunked LM head (aot_logits_chunk_size) and the AOT loss run eagerly after it. Set "
             "aot_logits_chunk_size: 0 to compile the model's whole forward, [tokens, vocab] logits included",
         )
+
+
+def cut_cross_entropy_on(data: dict[str, Any]) -> bool:
+    """Whether the raw config runs axolotl's Cut Cross Entropy plugin: listed (0.21 also spells it
+    ``module:Class``) and ``cut_cross_entropy`` not false (the plugin's default is true)."""
+    plugins = {str(name).replace(":", ".") for name in data.get("plugins") or []}
+    return CCE_PLUGIN in plugins and bool(data.get("cut_cross_entropy", True))
+
+
+def _cut_cross_entropy_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:
+    """axolotl's Cut Cross Entropy plugin (on by default once listed): its one kernel is the loss of the
+    model's forward given labels (``NO_LABELS``), so it does nothing for AOT; where axolotl's fork of the
+    package (installable from git only) is missing, training would also stop when the model loads."""
+    if not cut_cross_entropy_on(data):
+        return
+    value = data.get("cut_cross_entropy", True)
+    why = "Cut Cross Entropy computes the loss of the model's forward from its labels, without the logits; "
+    why += NO_LABELS
+    fix = f"Remove {CCE_PLUGIN} from plugins, or set cut_cross_entropy: false"
+    missing = compat.cut_cross_entropy_missing()
+    if missing is None:
+        message = f"cut_cross_entropy: {value!r} has no effect with rl: {rl}: {why}. {fix}, to silence this."
+        yield SettingProblem("cut_cross_entropy", "warned", message)
+        return
+    yield SettingProblem(
+        "cut_cross_entropy",
+        "refused",
+        f"cut_cross_entropy: {value!r} cannot be used with rl: {rl}: {why}. Here training would also stop "
+        f"when the model loads: {missing.rstrip('.')}. {fix} (the fork would change nothing for AOT).",
+    )
 
 
 def _beta_problems(data: dict[str, Any], rl: str) -> Iterator[SettingProblem]:

@@ -27,7 +27,14 @@ import torch
 from axolotl_aot.integration.beta import TRL_BETA, beta
 from axolotl_aot.integration.modes import data_mode
 from axolotl_aot.tools.report.discover import RunSpec, check_inputs
-from axolotl_aot.tools.report.load import load_eval_dataset, load_models, load_report_config, method
+from axolotl_aot.tools.report.load import (
+    config_base_model,
+    load_eval_dataset,
+    load_models,
+    load_report_config,
+    method,
+)
+from axolotl_aot.tools.report.reference import reference_problem
 from axolotl_aot.tools.report.render import (
     CheckpointReport,
     RunReport,
@@ -47,6 +54,7 @@ __all__ = [
     "load_eval_dataset",
     "load_models",
     "load_report_config",
+    "reference_problem",
     "run_report",
     "score",
     "summarize",
@@ -69,17 +77,25 @@ def run_report(
     out: Path,
     *,
     ref: str | None = None,
+    force_ref: bool = False,
     batch_size: int = 16,
     max_samples: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[list[RunReport], list[Path]]:
     """Score every run's checkpoints and write ``report.json`` and the plots to ``out``.
 
-    Every input is checked first (``check_inputs``), then every run's config and evaluation rows
-    are loaded, and only then is the first checkpoint scored. Returns the runs and the plot paths.
-    With ``progress`` (the caller shows its own), the libraries' progress bars are off meanwhile.
+    Every input is checked first (``check_inputs``, and that each checkpoint's reference is the
+    model it was trained from unless ``force_ref``: ``reference_problem``), then every run's config
+    and evaluation rows are loaded, and only then is the first checkpoint scored. Returns the runs
+    and the plot paths. With ``progress`` (the caller shows its own), the libraries' progress bars
+    are off meanwhile.
     """
     checkpoints = check_inputs(specs, out)
+    for spec, paths in zip(specs, checkpoints, strict=True):
+        base = config_base_model(spec.config)
+        problems = [] if force_ref else [reference_problem(path, base, ref) for path in paths]
+        if problem := next(filter(None, problems), None):
+            raise ValueError(problem)
     with _library_progress_bars(enabled=progress is None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
         prepared = []

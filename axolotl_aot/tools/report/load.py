@@ -31,12 +31,9 @@ def method(cfg: Any) -> str:
 def load_report_config(config: str | Path, data: str | Path | None, ref: str | None = None) -> Any:
     """The training config, validated and normalised as axolotl does, with ``data`` as the test set
     and ``ref`` (when given) as the base model."""
-    import yaml
-
     from axolotl_aot.tools.config import validate_raw
 
-    with open(config, encoding="utf-8") as file:
-        raw = yaml.safe_load(file)
+    raw = _read(config)
     if ref is not None:
         raw["base_model"] = ref
     if data is not None:
@@ -55,6 +52,19 @@ def load_report_config(config: str | Path, data: str | Path | None, ref: str | N
     if data is not None:
         cfg.test_datasets = [compat.dict_default(entry) for entry in cfg.test_datasets]
     return cfg
+
+
+def config_base_model(config: str | Path) -> str | None:
+    """The ``base_model`` of the training config at ``config``: the model the run trained from."""
+    base = _read(config).get("base_model")
+    return str(base) if base else None
+
+
+def _read(config: str | Path) -> dict[str, Any]:
+    import yaml
+
+    with open(config, encoding="utf-8") as file:
+        return yaml.safe_load(file)
 
 
 def _data_entry(path: Path, raw: dict[str, Any]) -> dict[str, Any]:

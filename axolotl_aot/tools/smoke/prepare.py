@@ -1,8 +1,9 @@
 """Rewrite the user's config into a smoke config: same settings, a tiny model, the first data rows.
 
-What a CPU cannot run (flash-attention, bf16/fp16, tf32, DeepSpeed, FSDP) is switched to
-its CPU equivalent and reported as "not run here"; everything else is kept as the user wrote
-it. Nothing here imports axolotl: the real run does, in its own process.
+What a CPU cannot run (flash-attention, bf16/fp16, tf32, Cut Cross Entropy and Liger kernels,
+DeepSpeed, FSDP) is switched to its CPU equivalent and reported as "not run here"; everything else
+is kept as the user wrote it. The settings audit reads the user's own config, so that a refusal is
+the real run's, not one of the CPU switches'. The training run imports axolotl, in its own process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from axolotl_aot.integration.modes import Mode, of_config
 from axolotl_aot.integration.records import is_local, iter_records
+from axolotl_aot.integration.settings import cut_cross_entropy_on, setting_problems
 from axolotl_aot.tools.config import requested_attention
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 from axolotl_aot.tools.synthetic import DATA_DIR
@@ -51,6 +53,18 @@ DROPPED = (
     "wandb_name",
     "wandb_watch",
     "wandb_log_model",
+)
+# The Liger plugin's kernels (axolotl 0.19, 0.21): Triton, so CUDA only.
+LIGER_KERNELS = (
+    "liger_rope",
+    "liger_rms_norm",
+    "liger_rms_norm_gated",
+    "liger_layer_norm",
+    "liger_swiglu",
+    "liger_glu_activation",
+    "liger_cross_entropy",
+    "liger_fused_linear_cross_entropy",
+    "liger_use_token_scaling",
 )
 TINY = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4}
 
@@ -89,6 +103,7 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
     plan = Plan(
         workdir, workdir / "smoke.yml", mode, "sdpa", "sdpa", bool(cfg.get("load_in_4bit")), cuda, processes
     )
+    plan.rows.append(_settings(raw, mode))
     plan.rows += _distributed(cfg, config, plan)
     plan.rows += _model(cfg, workdir / "model")
     plan.rows += _data(cfg, mode, config, workdir / "data", steps * processes)
@@ -107,6 +122,17 @@ def prepare(config: Path, workdir: Path, *, steps: int, cuda: bool, gpus: int) -
     )
     plan.config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return plan
+
+
+def _settings(raw: dict[str, Any], mode: Mode) -> Row:
+    """The settings audit of the user's config (``aot-cli validate`` lists every key): its first refusal."""
+    problems = setting_problems(raw, mode)
+    refused = [p.message for p in problems if p.kind == "refused"]
+    if refused:
+        more = f" (and {len(refused) - 1} more: aot-cli validate lists them)" if len(refused) > 1 else ""
+        return failed("settings", refused[0] + more)
+    warned = sorted({p.key for p in problems})
+    return ok("settings", f"no effect, warned: {', '.join(warned)}" if warned else "none refused or warned")
 
 
 def _model(cfg: dict[str, Any], out: Path) -> list[Row]:
@@ -289,6 +315,17 @@ def _machine(cfg: dict[str, Any], plan: Plan) -> None:
             )
         )
     cfg.update(bf16=False, fp16=False, tf32=False)
+    kernels = [key for key in LIGER_KERNELS if cfg.get(key)]
+    if cut_cross_entropy_on(cfg):
+        kernels.append("cut_cross_entropy")
+    if kernels:
+        plan.skipped.append(
+            not_run(
+                "loss and layer kernels",
+                f"{', '.join(kernels)} need CUDA (Triton): the CPU run used the model's own layers",
+            )
+        )
+        cfg.update(dict.fromkeys(kernels, False))
 
 
 def _first_line(err: BaseException) -> str:

@@ -18,6 +18,12 @@ from axolotl_aot.tools.smoke.probe import ENV
 from axolotl_aot.tools.smoke.rows import Row, failed, not_run, ok
 
 ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception)\b.*")
+VALIDATION = re.compile(r"^(?:[\w.]+\.)?ValidationError: \d+ validation errors? for ")
+# A pydantic error's reason, after the field's line for a field's error: "Value error, <the validator's
+# message> [type=value_error, input_value=...]".
+REASON = re.compile(r"^(?:\w+ error, )?(.+?) \[type=\w+")
+CONFIG_INVALID = re.compile(r"ValidationError: \d+ validation errors? for Axolotl\w*Config", re.MULTILINE)
+MAX_ERROR = 800  # characters of an error shown in a row
 # Known causes: a pattern of the error's text and the fix to print with it.
 FIXES = (
     (
@@ -78,22 +84,34 @@ def _launch(plan: Plan) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
 
 
 def _error(done: subprocess.CompletedProcess) -> str:
-    """The run's error: the last exception line of its output, with the fix when the cause is known."""
+    """The run's error with the fix when the cause is known: the plugin's own refusal
+    (``axolotl-aot: ...``), else the reason inside a pydantic ``ValidationError`` (whose last line
+    names only the config class), else the last exception line of its output."""
     lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("axolotl-aot: ")]
     errors = [line for line in lines if ERROR_LINE.match(line)]
-    message = (errors or lines or [f"exit code {done.returncode}"])[-1][:300]
+    message = (ours or errors or lines or [f"exit code {done.returncode}"])[-1]
+    if not ours and VALIDATION.match(message):
+        detail = lines[lines.index(message) + 1 :]
+        found = next((i for i, line in enumerate(detail) if REASON.match(line)), None)
+        if found is not None:
+            field = f"{detail[found - 1]}: " if found else ""
+            message = field + REASON.match(detail[found]).group(1)
+    message = message[:MAX_ERROR]
     fix = next((fix for pattern, fix in FIXES if re.search(pattern, message)), None)
     return f"{message}: {fix}" if fix else message
 
 
 def _rows(plan: Plan, obs: dict[str, Any], done: subprocess.CompletedProcess) -> list[Row]:
     reached = obs["stages"]
+    if CONFIG_INVALID.search(done.stdout + done.stderr):  # the plugins register before the validation
+        reached = []
     rows = []
     for name, stage in STAGES.items():
         if stage in reached:
             continue
         rows.append(failed(name, _error(done)))
-        return [*rows, not_run("training", f"not reached: {name} failed")]
+        return rows if name == "training" else [*rows, not_run("training", f"not reached: {name} failed")]
     model = obs["model"]
     rows += [
         ok("data formatting", f"{obs['data']['rows']} rows, columns {', '.join(obs['data']['columns'])}"),
