@@ -68,11 +68,11 @@ demo: $(STAMP)
 		--output_dir $(DEMO_OUT)/aot_unpaired --dataset_prepared_path $(DEMO_OUT)/prepared-aot-unpaired \
 		--max_steps $(UNPAIRED_STEPS)
 	@echo "== 5. held-out report: rl: aot"
-	$(BIN)/aot-cli report "$(DEMO_OUT)/aot/checkpoint-*" --config example_yamls/tiny/aot.yml --ref $(TINY_MODEL) \
+	$(BIN)/aot-cli report "$(DEMO_OUT)/aot/checkpoint-*" --config $(DEMO_OUT)/aot.yml \
 		--data axolotl_aot/data/parity_paired_test.jsonl --out $(DEMO_OUT)/report-aot
 	@echo "== 5. held-out report: rl: aot_unpaired"
 	$(BIN)/aot-cli report "$(DEMO_OUT)/aot_unpaired/checkpoint-*" --config $(DEMO_OUT)/aot_unpaired.yml \
-		--ref $(TINY_MODEL) --data $(DEMO_OUT)/parity_unpaired_test.jsonl --out $(DEMO_OUT)/report-aot-unpaired
+		--data $(DEMO_OUT)/parity_unpaired_test.jsonl --out $(DEMO_OUT)/report-aot-unpaired
 
 # make smoke: `aot-cli smoke` on every example YAML; a failed row fails the target.
 SMOKE_STEPS ?= 2

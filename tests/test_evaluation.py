@@ -96,8 +96,9 @@ def test_unpaired_eval_ordered_by_label_equals_shuffled_and_the_whole_set(models
     for name, subset in (("ordered", ordered), ("shuffled", shuffled)):
         trainer = eval_trainer(AOTUnpairedTrainer, models, tmp_path / name, Dataset.from_list(subset), 4)
         results.append(trainer.evaluate())
+    # Other batches, other float32 sums: equal to float32 precision (the margins differ by 2e-6 of 0.3).
     for key in ("eval_loss", *(f"eval_{k}" for k in STATS), "eval_rewards/margins"):
-        assert results[0][key] == pytest.approx(results[1][key], abs=1e-6), key
+        assert results[0][key] == pytest.approx(results[1][key], rel=1e-5, abs=1e-6), key
     assert results[0]["eval_aot/sort_size"] == results[1]["eval_aot/sort_size"] == 21
     # Oracle: every row scored in one batch by hand, then the loss and the statistics of the set.
     batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(len(shuffled))])

@@ -185,10 +185,13 @@ def test_a_refused_setting_is_the_settings_row_and_nothing_launches(tmp_path, ti
 
 @pytest.mark.training
 def test_a_config_error_shows_pydantics_reason_not_its_wrapper(tmp_path, tiny_model):
-    config = tiny_config(tmp_path, base_model=str(tiny_model), weight_decay="lots")
+    config = tiny_config(tmp_path, base_model=str(tiny_model), weight_decay="lots", micro_batch_size="two")
     rows = by_name(run_smoke(config, workdir=tmp_path / "smoke"))
     assert rows["config"].status == "failed"
     assert "data formatting" not in rows and rows["training"].detail == "not reached: config failed"
-    assert rows["config"].detail.startswith("weight_decay: Input should be a valid number"), rows["config"]
-    assert "ValidationError" not in rows["config"].detail
-    assert "ValidationError: 1 validation error for" in (tmp_path / "smoke/train.log").read_text()
+    reasons = rows["config"].detail.split("; ")  # both of pydantic's reasons, each with its key
+    assert sorted(reasons) == [
+        "micro_batch_size: Input should be a valid integer, unable to parse string as an integer",
+        "weight_decay: Input should be a valid number, unable to parse string as a number",
+    ], rows["config"]
+    assert "ValidationError: 2 validation errors for" in (tmp_path / "smoke/train.log").read_text()

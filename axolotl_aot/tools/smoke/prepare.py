@@ -204,12 +204,19 @@ def _shrink(config: Any) -> None:
     config.architectures = config.architectures[:1] if config.architectures else None
 
 
+def _count(value: Any) -> int:
+    """A batch-size key as a count of rows to copy: 1 when it is no positive integer, which the
+    run's config validation then reports with its own reason (``config`` row)."""
+    try:
+        return max(1, int(value or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 def _data(cfg: dict[str, Any], mode: Mode, config: Path, out: Path, steps: int) -> list[Row]:
     """Each dataset's first rows in a local JSONL; the bundled set when the data is not reachable."""
     out.mkdir(parents=True, exist_ok=True)
-    count = (
-        2 * steps * int(cfg.get("micro_batch_size") or 1) * int(cfg.get("gradient_accumulation_steps") or 1)
-    )
+    count = 2 * steps * _count(cfg.get("micro_batch_size")) * _count(cfg.get("gradient_accumulation_steps"))
     rows, datasets = [], []
     for index, dataset in enumerate(cfg.get("datasets") or []):
         source = str(dataset.get("path"))

@@ -22,7 +22,8 @@ VALIDATION = re.compile(r"^(?:[\w.]+\.)?ValidationError: \d+ validation errors? 
 # A pydantic error's reason, after the field's line for a field's error: "Value error, <the validator's
 # message> [type=value_error, input_value=...]".
 REASON = re.compile(r"^(?:\w+ error, )?(.+?) \[type=\w+")
-CONFIG_INVALID = re.compile(r"ValidationError: \d+ validation errors? for Axolotl\w*Config", re.MULTILINE)
+FIELD = re.compile(r"[\w.\[\]-]+")  # a field's line: "weight_decay", "datasets.0.type"
+CONFIG_INVALID = re.compile(r"ValidationError: \d+ validation errors? for Axolotl\w*Config")
 MAX_ERROR = 800  # characters of an error shown in a row
 # Known causes: a pattern of the error's text and the fix to print with it.
 FIXES = (
@@ -85,7 +86,7 @@ def _launch(plan: Plan) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
 
 def _error(done: subprocess.CompletedProcess) -> str:
     """The run's error with the fix when the cause is known: the plugin's own refusal
-    (``axolotl-aot: ...``), else the reason inside a pydantic ``ValidationError`` (whose last line
+    (``axolotl-aot: ...``), else the reasons inside a pydantic ``ValidationError`` (whose last line
     names only the config class), else the last exception line of its output."""
     lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     ours = [line for line in lines if line.startswith("axolotl-aot: ")]
@@ -93,10 +94,12 @@ def _error(done: subprocess.CompletedProcess) -> str:
     message = (ours or errors or lines or [f"exit code {done.returncode}"])[-1]
     if not ours and VALIDATION.match(message):
         detail = lines[lines.index(message) + 1 :]
-        found = next((i for i, line in enumerate(detail) if REASON.match(line)), None)
-        if found is not None:
-            field = f"{detail[found - 1]}: " if found else ""
-            message = field + REASON.match(detail[found]).group(1)
+        reasons = [
+            (f"{detail[i - 1]}: " if i and FIELD.fullmatch(detail[i - 1]) else "") + match.group(1)
+            for i, line in enumerate(detail)
+            if (match := REASON.match(line))
+        ]
+        message = "; ".join(reasons) or message
     message = message[:MAX_ERROR]
     fix = next((fix for pattern, fix in FIXES if re.search(pattern, message)), None)
     return f"{message}: {fix}" if fix else message
