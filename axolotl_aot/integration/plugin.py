@@ -9,6 +9,7 @@ AOT trainer through ``trainer_cls``. See ../README.md for the keys.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -63,7 +64,7 @@ class AOTPlugin(BasePlugin):
         mode = BY_RL.get(rl) if isinstance(rl, str) else None
         if mode is None:
             return
-        if int(os.environ.get("RANK", "0")) == 0:
+        if _rank_zero():
             for problem in setting_problems(cfg):
                 if problem.kind == "warned":
                     LOG.warning("axolotl-aot: %s", problem.message)
@@ -133,12 +134,7 @@ class AOTPlugin(BasePlugin):
 
     def post_train(self, cfg: Any, model: Any) -> None:
         """After axolotl's final save: its FSDP2 LoRA adapter gets PEFT's keys back (``adapter_keys``)."""
-        if (
-            cfg.aot_mode
-            and cfg.adapter
-            and str(cfg.fsdp_version) == "2"
-            and os.environ.get("RANK", "0") == "0"
-        ):
+        if cfg.aot_mode and cfg.adapter and str(cfg.fsdp_version) == "2" and _rank_zero():
             from axolotl_aot.integration.adapter_keys import repair_fsdp2_adapter
 
             repair_fsdp2_adapter(Path(cfg.output_dir), model)
@@ -194,11 +190,17 @@ class AOTPlugin(BasePlugin):
             check_data_sharding(trainer)
 
 
+def _rank_zero() -> bool:
+    """Whether this process is the launch's rank 0 (or no launch's), which logs and writes once."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def check_source_files(cfg: Any) -> None:
     """``aot-cli validate``'s row checks of the local dataset files, before axolotl reads them (it would
     die on a non-UTF-8 line with a bare ``UnicodeDecodeError``, and train rows that render wrongly):
     the errors end the run with their messages, the warnings are logged."""
 
+    @functools.cache  # loaded once, on the first file whose type needs it
     def tokenizer() -> Any:
         try:
             return compat.load_tokenizer(cfg)
@@ -207,7 +209,7 @@ def check_source_files(cfg: Any) -> None:
 
     findings = check_source_datasets(cfg, BY_NAME[cfg.aot_mode], tokenizer)
     for finding in findings:
-        if finding.severity == "warning" and int(os.environ.get("RANK", "0")) == 0:
+        if finding.severity == "warning" and _rank_zero():
             LOG.warning("axolotl-aot: %s: %s", finding.key, finding.message)
     errors = [f"{finding.key}: {finding.message}" for finding in findings if finding.severity == "error"]
     if errors:
@@ -245,7 +247,7 @@ def start_eval_args(cfg: Any) -> dict[str, Any]:
     as perfect dominance (and that no checkpoint could beat for ``load_best_model_at_end``). It
     carries no information, so it is skipped even when ``eval_on_start: true`` asks for it.
     """
-    if _evaluates_at_start(cfg) and int(os.environ.get("RANK", "0")) == 0 and not compat.axolotl_evaluating():
+    if _evaluates_at_start(cfg) and _rank_zero() and not compat.axolotl_evaluating():
         skipped = "eval_on_start: true is ignored" if cfg.eval_on_start else "no evaluation at step 0"
         LOG.warning(
             "axolotl-aot: %s: before the first step the policy equals its reference, so it would score "

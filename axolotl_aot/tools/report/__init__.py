@@ -93,9 +93,9 @@ def run_report(
     checkpoints = check_inputs(specs, out)
     for spec, paths in zip(specs, checkpoints, strict=True):
         base = config_base_model(spec.config)
-        problems = [] if force_ref else [reference_problem(path, base, ref) for path in paths]
-        if problem := next(filter(None, problems), None):
-            raise ValueError(problem)
+        for path in [] if force_ref else paths:
+            if problem := reference_problem(path, base, ref):
+                raise ValueError(problem)
     with _library_progress_bars(enabled=progress is None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
         prepared = []

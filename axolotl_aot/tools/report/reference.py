@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
-CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")
+from axolotl_aot.integration.checkpoints import checkpoint_step
 
 
 def recorded_base(checkpoint: Path) -> tuple[str, str] | None:
@@ -30,7 +29,7 @@ def recorded_base(checkpoint: Path) -> tuple[str, str] | None:
         name = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
         return (str(name), f"{adapter.name}'s base_model_name_or_path") if name else None
     cards = [checkpoint / "README.md"]
-    if CHECKPOINT_FOLDER.fullmatch(checkpoint.name):
+    if checkpoint_step(checkpoint) is not None:
         cards.append(checkpoint.parent / "README.md")
     for card in cards:
         if card.is_file():
