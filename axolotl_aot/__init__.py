@@ -33,6 +33,7 @@ integration.compat: the one door to TRL and axolotl
 tools.validate: ``aot-cli validate``
 tools.convert: ``aot-cli convert-dataset``
 tools.report: ``aot-cli report``
+tools.generation: ``aot-cli report --generate``: checkpoints judged by their own samples
 tools.smoke: ``aot-cli smoke``
 tools.config: a YAML validated as axolotl does, without a model
 tools.saved_models: whether a checkpoint's weights load as saved

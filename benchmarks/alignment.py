@@ -11,9 +11,11 @@ Every method then trains from the reference through ``python -m axolotl.cli.trai
 same optimizer steps and the same completions seen per step (paired: 4 pairs x 8 accumulation;
 unpaired: 8 rows x 8), every seed at every beta (the reward-KL frontier); ``rl: aot`` also
 with a local sort next to its whole-step sort at the headline beta. Each final
-model is judged on held-out prompts by its own samples (fixed seeds, several per prompt): mean
-reward, win rate over the reference's samples, and sampled KL(policy || reference) per token;
-and by ``aot-cli report``'s held-out dominance statistics of its implicit rewards
+model is judged on held-out prompts by its own samples through the product's generation report
+(``axolotl_aot.tools.generation``, what ``aot-cli report --generate`` runs: the reference's and the
+model's samples on the same seeds, several per prompt): mean reward, win rate over the reference's
+samples, and sampled KL(policy || reference) per token with its standard error; and by
+``aot-cli report``'s held-out dominance statistics of its implicit rewards
 (``report.score``/``report.summarize``), to see whether dominance predicts generation quality.
 Writes ``results.json``, ``summary.json`` and ``frontier.png`` to ``--out``; every run keeps
 its ``row.json``, so a rerun resumes.
@@ -40,6 +42,15 @@ import alignment_task as task
 import torch
 import yaml
 from common import ROOT
+
+from axolotl_aot.tools.generation import (
+    GenerationJudge,
+    Generations,
+    Prompt,
+    RewardFunction,
+    SamplingSettings,
+    sample,
+)
 
 SEQUENCE_LEN = 64
 MICRO_BATCH = {"paired": 4, "unpaired": 8}  # equal completions per micro-batch: a pair is two
@@ -152,20 +163,23 @@ def supervised_base(folder: Path, seed: int, steps: int) -> Path:
     return base
 
 
-def generate(
-    policy: Any, reference: Any | None, tokenizer: Any, texts: Sequence[str], per_prompt: int, seed: int
-) -> tuple[list[task.Sample], list[str]]:
-    """Samples of ``policy`` for each prompt text, with log-ratios to ``reference``, and their text."""
-    samples = task.sample(
-        policy.eval(),
-        reference.eval() if reference is not None else None,
-        [tokenizer(chat_prompt(text))["input_ids"] for text in texts],
-        per_prompt=per_prompt,
-        max_new_tokens=SEQUENCE_LEN - 16,
-        eos_token_id=tokenizer.eos_token_id,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    return samples, [tokenizer.decode(s.tokens) for s in samples]
+def prompts_of(texts: Sequence[str], tokenizer: Any) -> list[Prompt]:
+    """The task's prompt texts as ``chatml.prompt_pairs`` renders them for training."""
+    return [
+        Prompt(
+            chat_prompt(text),
+            tokenizer(chat_prompt(text))["input_ids"],
+            [{"role": "user", "content": text}],
+            text,
+            f"prompt {i}",
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def sampling(per_prompt: int, seed: int) -> SamplingSettings:
+    """Samples at temperature 1 from the model's full distribution (``tools.generation.sampling``)."""
+    return SamplingSettings(samples=per_prompt, max_new_tokens=SEQUENCE_LEN - 16, seed=seed, batch_size=16)
 
 
 def preference_data(folder: Path, base: Path, seed: int, steps: int) -> dict[str, Any]:
@@ -198,8 +212,9 @@ def write_preference_data(files: dict[str, Path], base: Path, seed: int, steps: 
     pairs = steps * MICRO_BATCH["paired"] * ACCUMULATION // 2
     numbers = random.Random(seed).sample(range(1000), k=1000)
     texts = task.prompts([numbers[i % 1000] for i in range(2 * pairs)])
-    _, completions = generate(model, None, tokenizer, texts, 2, seed)
-    rewards = [task.reward(c) for c in completions]
+    prompts = prompts_of(texts, tokenizer)
+    completions = sample(model, tokenizer, [p.ids for p in prompts], sampling(2, seed)).texts
+    rewards = [task.reward(prompts[i // 2].plain, c) for i, c in enumerate(completions)]
     paired = []
     for i in range(pairs):
         (a, ra), (b, rb) = zip(completions[2 * i : 2 * i + 2], rewards[2 * i : 2 * i + 2], strict=True)
@@ -293,18 +308,24 @@ def train(path: Path, threads: int) -> float | None:
     return time.perf_counter() - start
 
 
-def heldout_pairs(texts: Sequence[str], completions: Sequence[str], per_prompt: int) -> Any:
+def heldout_pairs(texts: Sequence[str], reference: Generations) -> Any:
     """Held-out pairs for the dominance report: the best and worst reference sample of each prompt
     (ties dropped), formatted as training formats them."""
     from axolotl.prompt_strategies.dpo.chatml import prompt_pairs
     from datasets import Dataset
 
     transform = prompt_pairs(cfg=None)
-    rows = []
+    k, rows = reference.samples.per_prompt, []
     for index, text in enumerate(texts):
-        group = sorted(completions[index * per_prompt : (index + 1) * per_prompt], key=task.reward)
-        if task.reward(group[-1]) > task.reward(group[0]):
-            rows.append(transform({"prompt": text, "chosen": group[-1], "rejected": group[0]}))
+        group = sorted(
+            zip(
+                reference.rewards[index * k : (index + 1) * k],
+                reference.samples.texts[index * k : (index + 1) * k],
+                strict=True,
+            )
+        )
+        if group[-1][0] > group[0][0]:
+            rows.append(transform({"prompt": text, "chosen": group[-1][1], "rejected": group[0][1]}))
     return Dataset.from_list(rows)
 
 
@@ -325,46 +346,37 @@ def dominance(model: Any, reference: Any, tokenizer: Any, pairs: Any, beta: floa
 
 
 class Judge:
-    """Scores final models of one seed against the reference on the held-out prompts."""
+    """Scores final models of one seed against the reference on the held-out prompts, through the
+    product's generation report (``tools.generation``): the same samples, rewards and KL."""
 
     def __init__(self, base: Path, seed: int, per_prompt: int) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(base)
         self.reference = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        self.seed, self.per_prompt = seed, per_prompt
-        self.texts = task.prompts(EVAL_PROMPTS)
-        samples, completions = generate(
-            self.reference, self.reference, self.tokenizer, self.texts, per_prompt, seed
+        texts = task.prompts(EVAL_PROMPTS)
+        reward = RewardFunction(task.reward, "alignment_task.reward")
+        self.judge = GenerationJudge(
+            prompts_of(texts, tokenizer), reward, sampling(per_prompt, seed), tokenizer
         )
-        self.reference_rewards = self.by_prompt(samples, completions)
-        self.pairs = heldout_pairs(self.texts, completions, per_prompt)
-
-    @staticmethod
-    def by_prompt(samples: Sequence[task.Sample], completions: Sequence[str]) -> dict[int, list[float]]:
-        rewards: dict[int, list[float]] = {}
-        for sample, completion in zip(samples, completions, strict=True):
-            rewards.setdefault(sample.prompt, []).append(task.reward(completion))
-        return rewards
+        self.baseline = self.judge.generate(self.reference)
+        self.tokenizer, self.pairs = tokenizer, heldout_pairs(texts, self.baseline)
 
     def reference_row(self) -> dict[str, Any]:
-        rewards = [r for group in self.reference_rewards.values() for r in group]
-        return {"reward": statistics.mean(rewards), "kl": 0.0, "win_rate": 0.5}
+        return {"reward": float(self.baseline.rewards.mean()), "kl": 0.0, "win_rate": 0.5}
 
     def __call__(self, checkpoint: Path, beta: float) -> dict[str, Any]:
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
-        samples, completions = generate(
-            model, self.reference, self.tokenizer, self.texts, self.per_prompt, self.seed + 1
-        )
-        rewards = self.by_prompt(samples, completions)
+        stats, ours = self.judge.judge(model, self.reference, self.baseline)
         return {
-            "reward": statistics.mean(task.reward(c) for c in completions),
-            "kl": task.kl_per_token(samples),
-            "win_rate": task.win_rate(rewards, self.reference_rewards),
-            "mean_tokens": statistics.mean(s.generated for s in samples),
-            "example": completions[0],
+            "reward": stats.reward_mean,
+            "kl": stats.kl_per_token,
+            "kl_standard_error": stats.kl_standard_error,
+            "win_rate": stats.win_rate,
+            "mean_tokens": stats.mean_tokens,
+            "example": ours.samples.texts[0],
             **dominance(model, self.reference, self.tokenizer, self.pairs, beta),
         }
 

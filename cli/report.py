@@ -17,7 +17,7 @@ from rich.table import Table
 from axolotl_aot_cli.common import Debug, Json, console, err_console, guarded, print_json
 
 if TYPE_CHECKING:
-    from axolotl_aot.tools.report import CheckpointReport, RunReport, RunSpec
+    from axolotl_aot.tools.report import CheckpointReport, GenerationRequest, RunReport, RunSpec
 
 
 def report(
@@ -71,8 +71,55 @@ def report(
         ),
     ] = False,
     out: Annotated[Path, typer.Option(help="Folder for report.json and the PNG plots.")] = Path("aot-report"),
-    batch_size: Annotated[int, typer.Option(min=1, help="Rows scored per forward pass.")] = 16,
-    max_samples: Annotated[int | None, typer.Option(min=1, help="Score at most this many rows.")] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(min=1, help="Rows scored per forward pass; with --generate, prompts per generate call."),
+    ] = 16,
+    max_samples: Annotated[
+        int | None, typer.Option(min=1, help="Score at most this many rows (with --generate: and prompts).")
+    ] = None,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate",
+            help="Also judge what each checkpoint writes: sample its completions and its reference's, score "
+            "them with --reward-model or --reward-fn, and report the rewards, win rate and sampled KL.",
+        ),
+    ] = False,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(
+            help="--generate: prompts to sample on (JSONL, JSON, CSV or Parquet rows with a prompt: text or "
+            "messages), rendered by the config's dataset type. Default: the evaluation rows' prompts."
+        ),
+    ] = None,
+    reward_model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PATH_OR_ID",
+            help="--generate: a Hugging Face sequence-classification reward model (one output), scored on "
+            "the prompt and completion through its own chat template.",
+        ),
+    ] = None,
+    reward_fn: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:FUNCTION",
+            help="--generate: a Python function (prompt: str, completion: str) -> float; MODULE importable "
+            "from the current folder, or path/to/file.py.",
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="--generate: completions per prompt and model.")] = 4,
+    max_new_tokens: Annotated[
+        int, typer.Option(min=1, help="--generate: tokens per completion at most.")
+    ] = 128,
+    temperature: Annotated[
+        float,
+        typer.Option(help="--generate: sampling temperature, above 0 (1: the model's own)."),
+    ] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="--generate: the seed of the first batch (one more per batch).")
+    ] = 0,
     json_output: Json = False,
     debug: Debug = False,
 ) -> None:
@@ -90,6 +137,13 @@ def report(
     was trained from (its adapter_config.json, its model card, else the config's base_model)
     unless --force-ref says so.
 
+    Implicit-reward dominance tells how a checkpoint ranks given completions, not how well it
+    writes. --generate judges what it writes: K samples per prompt from each checkpoint and from
+    its reference (same prompts, same seeds), scored by --reward-model or --reward-fn; it reports
+    the reward distributions, the dominance of the checkpoint's rewards over the reference's, the
+    win rate (ties half) and the sampled KL per completion token with its standard error, plots the
+    reward CDFs and reward against KL, and writes every sample to --out/samples.
+
     Exit code 0: reported; 1: an error (with --json, {"error": ..., "exit_code": 1} on stdout);
     2: bad options.
 
@@ -99,8 +153,14 @@ def report(
     Two runs side by side: aot-cli report --run dpo="outputs/dpo/checkpoint-\*" --config dpo=dpo.yml
     --run aot="outputs/aot/checkpoint-\*" --config aot=example_yamls/tiny/aot.yml
     --data axolotl_aot/data/parity_paired_test.jsonl
+
+    Generations: aot-cli report outputs/tiny-aot --config example_yamls/tiny/aot.yml --generate
+    --reward-fn my_rewards.py:score --samples 4 --max-new-tokens 32
     """
     specs = _run_specs(checkpoints or [], run or [], config or [], data or [])
+    request = _generation_request(
+        generate, prompts, reward_model, reward_fn, samples, max_new_tokens, temperature, seed
+    )
     from axolotl_aot.tools import report as lib  # light: the heavy imports follow its path checks
 
     with Progress(
@@ -122,15 +182,19 @@ def report(
             batch_size=batch_size,
             max_samples=max_samples,
             progress=_Bar(progress),
+            generation=request,
         )
     if json_output:
         print_json({"out": str(out), "runs": {r.name: r.as_dict() for r in runs}})
         return
-    for item in runs:
+    scored = [item for item in runs if item.checkpoints[0].rewards is not None]
+    for item in scored:
         for checkpoint in item.checkpoints:
             _print_checkpoint(checkpoint, item.name if len(runs) > 1 else None)
-    if len(runs) > 1 or len(runs[0].checkpoints) > 1:
-        _print_trend(runs)
+    if len(scored) > 1 or (scored and len(scored[0].checkpoints) > 1):
+        _print_trend(scored)
+    if request is not None:
+        _print_generation(runs)
     console.print(f"report: {out / 'report.json'}", highlight=False)
     for plot in plots:
         console.print(f"plot: {plot}", highlight=False)
@@ -149,8 +213,51 @@ class _Bar:
     def batch_done(self, done: int, total: int) -> None:
         self.progress.update(self.task, completed=done, total=total)
 
+    def sampling_started(self, run: str, model: str, prompts: int) -> None:
+        self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(f"sampling {run}: {model} (prompts)", total=prompts)
+
     def checkpoint_done(self, run: str, checkpoint: Path) -> None:
         self.progress.remove_task(self.task)
+
+
+def _generation_request(
+    generate: bool,
+    prompts: Path | None,
+    reward_model: str | None,
+    reward_fn: str | None,
+    samples: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+) -> GenerationRequest | None:
+    """``--generate``'s options, or None; a generation option without ``--generate`` is an error."""
+    from axolotl_aot.tools.generation import SamplingSettings
+    from axolotl_aot.tools.report import GenerationRequest
+
+    if not generate:
+        given = [
+            name
+            for name, value in (
+                ("--prompts", prompts),
+                ("--reward-model", reward_model),
+                ("--reward-fn", reward_fn),
+            )
+            if value is not None
+        ]
+        if given:
+            raise typer.BadParameter(f"{', '.join(given)} only with --generate", param_hint="--generate")
+        return None
+    if (reward_model is None) == (reward_fn is None):
+        raise typer.BadParameter(
+            "--generate needs one reward: --reward-model PATH_OR_ID or --reward-fn MODULE:FUNCTION",
+            param_hint="--reward-model/--reward-fn",
+        )
+    try:
+        settings = SamplingSettings(samples, max_new_tokens, temperature, seed)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--temperature") from None
+    return GenerationRequest(reward_model, reward_fn, prompts, settings)
 
 
 def _named(value: str, option: str) -> tuple[str, str]:
@@ -256,3 +363,44 @@ def _print_trend(runs: list[RunReport]) -> None:
                 accuracy,
             )
     console.print(table)
+
+
+def _print_generation(runs: list[RunReport]) -> None:
+    """Every checkpoint's samples against its reference's: the table of --generate."""
+    from axolotl_aot.tools.report import checkpoint_label
+
+    first = runs[0].generation_setup
+    settings = first["settings"]
+    table = Table(
+        title=f"generations: {settings['samples']} samples per prompt, "
+        f"temperature {settings['temperature']:g}, reward {first['reward']}",
+        title_justify="left",
+    )
+    several = len(runs) > 1
+    if several:
+        table.add_column("run", no_wrap=True)
+    table.add_column("checkpoint", no_wrap=True)
+    for column in ("reward (ref.)", "win rate", "violation", "KL / token", "n"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for run in runs:
+        for item in run.checkpoints:
+            stats = item.generation
+            error = f"±{stats.kl_standard_error:.3f}" if stats.kl_standard_error is not None else ""
+            table.add_row(
+                *([f"{run.name} ({run.method})"] if several else []),
+                checkpoint_label(item, run),
+                f"{stats.reward_mean:+.3f} ({stats.reference_reward_mean:+.3f})",
+                f"{stats.win_rate:.3f}",
+                f"{stats.violation_fraction:.3f}",
+                f"{stats.kl_per_token:.3f}{error}",
+                str(stats.samples),
+            )
+    console.print(table)
+    console.print(
+        "reward: mean over the samples (ref.: the reference's); win rate: P(a checkpoint sample's reward "
+        "beats a reference sample's on the same prompt), ties half; violation: of the checkpoint's reward "
+        "distribution against the reference's (0 = it dominates); n: samples. Every sample: "
+        f"{Path(first['reference_samples']).parent}",
+        highlight=False,
+        style="dim",
+    )

@@ -55,6 +55,7 @@ LONGEST_FIRST = (
     "test_report.py",
     "test_multiprocess.py",
     "test_smoke.py",
+    "test_alignment.py",
     "test_chat_data.py",
     "test_data_checks.py",
     "test_compat.py",

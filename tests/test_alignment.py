@@ -1,18 +1,23 @@
-"""The alignment benchmark's ground-truth reward on fixed strings, and its sampled KL estimator
-against the exact KL of two known categorical distributions."""
+"""The alignment benchmark's ground-truth reward on fixed strings, and a checkpoint trained on its
+task judged by ``aot-cli report --generate`` with that reward: its samples beat its reference's. (The
+sampled KL estimator the benchmark reports is the product's: tests/test_generation.py tests it
+against the exact KL of known distributions.)"""
 
 from __future__ import annotations
 
+import json
 import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import torch
+from axolotl_runs import ROOT, train
+from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from axolotl_aot_cli.app import app
 
-from alignment_task import kl_per_token, reward, sample, win_rate
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import alignment
+from alignment_task import prompts, reward
 
 
 @pytest.mark.parametrize(
@@ -31,63 +36,37 @@ from alignment_task import kl_per_token, reward, sample, win_rate
     ],
 )
 def test_reward(text: str, expected: float) -> None:
-    assert reward(text) == pytest.approx(expected)
+    assert reward("Note 001:", text) == pytest.approx(expected)
 
 
-class Categorical:
-    """A "model" whose next-token distribution is the same at every position: softmax(logits)."""
-
-    def __init__(self, logits: list[float]) -> None:
-        self.logits = torch.tensor(logits, dtype=torch.float64)
-
-    def __call__(self, ids: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=self.logits.expand(*ids.shape, -1))
+STEPS = 8  # of 4 pairs x 8 accumulation, at beta 0.3: the benchmark's quick plan
 
 
-def exact_kl(p: Categorical, q: Categorical) -> float:
-    log_p, log_q = torch.log_softmax(p.logits, 0), torch.log_softmax(q.logits, 0)
-    return float((log_p.exp() * (log_p - log_q)).sum())
-
-
-P, Q = Categorical([2.0, 0.5, 0.0, 0.0]), Categorical([0.0, 1.0, 0.5, 1.0])
-
-
-def estimate(policy: Categorical, reference: Categorical, eos: int | None) -> tuple[float, list]:
-    samples = sample(
-        policy,
-        reference,
-        [[0], [1, 2], [3]],  # prompts of different lengths: batched separately
-        per_prompt=1000,
-        max_new_tokens=20,
-        eos_token_id=eos,
-        generator=torch.Generator().manual_seed(0),
-    )
-    return kl_per_token(samples), samples
-
-
-@pytest.mark.parametrize("eos", [None, 3])
-def test_kl_estimate_converges_to_exact_kl(eos: int | None) -> None:
-    """Tokens are i.i.d. from p, so the summed log-ratio over all sampled tokens divided by their
-    number converges to KL(p || q), with or without an end token that stops a row early."""
-    kl, samples = estimate(P, Q, eos)
-    assert len(samples) == 3000
-    assert kl == pytest.approx(exact_kl(P, Q), abs=0.02)  # about 6 standard errors
-    lengths = {s.generated for s in samples}
-    assert lengths == {20} if eos is None else min(lengths) >= 1 and max(lengths) <= 20
-
-
-def test_kl_estimate_sees_the_direction() -> None:
-    """KL(q || p) sampled from q is the other, different divergence."""
-    kl, _ = estimate(Q, P, None)
-    assert kl == pytest.approx(exact_kl(Q, P), abs=0.02)
-    assert abs(exact_kl(Q, P) - exact_kl(P, Q)) > 0.1
-
-
-def test_kl_of_a_model_to_itself_is_zero() -> None:
-    kl, samples = estimate(P, P, 3)
-    assert kl == 0.0
-    assert all(s.tokens[-1:] != [3] for s in samples)  # the end token is not part of the text
-
-
-def test_win_rate_counts_ties_half() -> None:
-    assert win_rate({0: [1.0, 0.0], 1: [0.5]}, {0: [0.0], 1: [1.0]}) == pytest.approx((1 + 0.5 + 0) / 3)
+@pytest.mark.training
+def test_a_checkpoint_trained_on_the_task_writes_better_than_its_reference(tmp_path):
+    """The benchmark's reference (the tiny model taught the task's language), its preference pairs
+    drawn from the reference's own samples, rl: aot trained through axolotl: on held-out prompts the
+    generation report finds the trained model's samples rewarded above the reference's by the task's
+    reward function, its reward distribution dominating, at a small positive KL."""
+    base = alignment.supervised_base(tmp_path, seed=0, steps=150)
+    data = alignment.preference_data(tmp_path, base, seed=0, steps=STEPS)
+    config = alignment.config(alignment.Run("aot", 0.3, "step"), base, data, tmp_path / "aot", 0, STEPS)
+    done = train(config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    held_out = tmp_path / "prompts.jsonl"
+    held_out.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts(range(1000, 1032))))
+    args = ["--data", data["files"]["paired"], "--max-samples", "32", "--generate", "--prompts", held_out]
+    args += ["--reward-fn", f"{ROOT}/benchmarks/alignment_task.py:reward", "--max-new-tokens", "48"]
+    out = tmp_path / "report"
+    args = ["report", tmp_path / "aot/out", "--config", config, "--out", out, "--json", *args]
+    result = CliRunner().invoke(app, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    generation = json.loads(result.output)["runs"]["config"]["generation"]
+    assert generation["samples"] == 32 * 4
+    assert generation["reward_mean"] > generation["reference_reward_mean"] + 0.15
+    assert generation["win_rate"] > 0.65
+    assert generation["violation_fraction"] < 0.2
+    assert 0 < generation["kl_per_token"] < 0.5
+    for name in ("config_out.jsonl", "config_reference.jsonl"):
+        rows = [json.loads(line) for line in (out / "samples" / name).open()]
+        assert [r["reward"] for r in rows] == [reward(r["prompt"], r["completion"]) for r in rows]

@@ -163,6 +163,49 @@ def test_adapter_report_on_unpaired_data_uses_the_disabled_adapter_as_reference(
 
 
 @pytest.mark.training
+def test_generation_of_an_adapter_samples_the_reference_with_the_adapter_disabled(
+    adapter_run, tiny_model, tmp_path
+):
+    """--generate on a LoRA checkpoint: the reference's samples are the base model's own (the adapter
+    disabled, same seeds), and each sample's log-ratio is the adapter's log-prob minus the base's,
+    as a forward of that sample alone computes them."""
+    from peft import PeftModel
+
+    from axolotl_aot.integration import compat
+    from axolotl_aot.tools.generation import SamplingSettings, load_prompts, sample
+
+    config, out = adapter_run
+    scorer = tmp_path / "lengths.py"
+    scorer.write_text("def score(prompt, completion):\n    return float(len(completion.split()))\n")
+    args = ["--generate", "--reward-fn", f"{scorer}:score", "--samples", "2", "--max-new-tokens", "6"]
+    checkpoint = out / "checkpoint-4"
+    args += ["--data", str(TEST_UNPAIRED), "--max-samples", "4", "--out", str(tmp_path / "rep"), "--json"]
+    result = runner.invoke(app, ["report", str(checkpoint), "--config", str(config), *args])
+    assert result.exit_code == 0, result.output
+    generation = json.loads(result.stdout)["runs"]["cfg"]["checkpoints"][0]["generation"]
+    assert (generation["samples"], generation["prompts"]) == (8, 4)
+    cfg = lib.load_report_config(config, TEST_UNPAIRED)
+    prompts = load_prompts(cfg, compat.load_tokenizer(cfg), None, 4)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    own = sample(base, tokenizer, [p.ids for p in prompts], SamplingSettings(2, 6, batch_size=16))
+    reference = [json.loads(line) for line in (tmp_path / "rep/samples/cfg_reference.jsonl").open()]
+    assert [r["completion"] for r in reference] == own.texts
+    ours = [json.loads(line) for line in (tmp_path / "rep/samples/cfg_checkpoint-4.jsonl").open()]
+    policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), checkpoint).eval()
+    for index, row in enumerate(ours):
+        ids, tokens = prompts[index // 2].ids, row["token_ids"]
+        assert (tokens[-1] == tokenizer.eos_token_id) == row["ended"]
+        logps = []
+        for model in (policy, base):
+            with torch.no_grad():
+                logits = model(torch.tensor([ids + tokens])).logits[0, len(ids) - 1 : -1]
+            logps.append(float(torch.log_softmax(logits, -1).gather(1, torch.tensor(tokens)[:, None]).sum()))
+        assert row["log_ratio"] == pytest.approx(logps[0] - logps[1], abs=1e-4)
+    assert max(abs(row["log_ratio"]) for row in ours) > 1e-3  # the adapter moved the model
+
+
+@pytest.mark.training
 def test_installed_executable(paired_run, tmp_path):
     config, out = paired_run
     done = subprocess.run(

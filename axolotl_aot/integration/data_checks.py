@@ -170,11 +170,11 @@ def _rendering_problem(source: dict[str, Any], row: dict[str, Any], mode: Mode) 
             return f"{column} holds the Python text of a message list: {value[:60]!r}..."
         if not value.strip():
             return f"{column} is empty"
-    user = _user_text(source)
+    user = user_text(source)
     if user and user.strip() not in row["prompt"]:
         return f"the prompt {row['prompt'][:60]!r} does not contain the row's user text {user[:40]!r}"
     chosen = source.get("chosen")
-    answer = _user_text({"chosen": chosen}, ("chosen",), "assistant") if isinstance(chosen, list) else None
+    answer = user_text({"chosen": chosen}, ("chosen",), "assistant") if isinstance(chosen, list) else None
     if mode.paired and answer and answer.strip() in row["prompt"]:
         return (
             f"the prompt contains the chosen answer {answer[:40]!r}: the type reads the prompt from a column "
@@ -183,7 +183,7 @@ def _rendering_problem(source: dict[str, Any], row: dict[str, Any], mode: Mode) 
     return None
 
 
-def _user_text(
+def user_text(
     row: dict[str, Any], columns: tuple[str, ...] = ("prompt", "question", "instruction"), role: str = "user"
 ) -> str | None:
     """The last ``role`` turn of a source row: the first of ``columns`` that is text or a message list."""

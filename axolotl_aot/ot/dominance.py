@@ -52,7 +52,7 @@ def dominance_stats(
     n, m = len(u), len(v)
     i, j, weight = quantile_coupling(n, m)
     gap = u[i] - v[j]  # Q_pos - Q_neg on each interval of the merged grid
-    margins = tuple(float(_quantile(u, k) - _quantile(v, k)) for k in range(1, 10))
+    margins = tuple(float(a - b) for a, b in zip(_quantiles(u), _quantiles(v), strict=True))
     points = np.concatenate([u, v])
     cdf_gap = np.searchsorted(u, points, side="right") / n - np.searchsorted(v, points, side="right") / m
     below = np.searchsorted(v, u, side="left")  # negatives strictly below each positive
@@ -71,13 +71,17 @@ def dominance_stats(
     )
 
 
-def _quantile(sorted_x: np.ndarray, tenths: int) -> float:
-    """Q(t) = inf{x : F(x) >= t} at t = tenths / 10, i.e. the ceil(t n)-th smallest value.
+def quantiles(x: torch.Tensor | np.ndarray | Sequence[float]) -> tuple[float, ...]:
+    """The empirical quantile function of ``x`` at ``QUANTILE_LEVELS``, as the margins use it."""
+    return _quantiles(np.sort(_as_array("x", x)))
+
+
+def _quantiles(sorted_x: np.ndarray) -> tuple[float, ...]:
+    """Q(t) = inf{x : F(x) >= t} at t = 0.1, ..., 0.9, i.e. the ceil(t n)-th smallest value.
 
     Integer arithmetic: 0.3 * 10 is 3.0000000000000004 in floating point, whose ceil is 4.
     """
-    rank = -(-tenths * len(sorted_x) // 10)
-    return float(sorted_x[rank - 1])
+    return tuple(float(sorted_x[-(-tenths * len(sorted_x) // 10) - 1]) for tenths in range(1, 10))
 
 
 def _as_array(name: str, x: torch.Tensor | np.ndarray | Sequence[float]) -> np.ndarray:

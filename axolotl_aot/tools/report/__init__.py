@@ -12,21 +12,34 @@ The pipeline is ``run_report`` (what ``aot-cli report`` runs), in four steps, on
 ``discover`` checks every path and finds each run's checkpoints before axolotl, TRL or
 transformers are imported; ``load`` reads each run's config, evaluation rows and models;
 ``score`` scores the rows through the AOT trainer; ``render`` summarises each checkpoint and
-writes ``report.json`` and the plots.
+writes ``report.json`` and the plots. With a ``GenerationRequest`` (``--generate``) each
+checkpoint and its reference are also judged by their own samples (``tools.generation``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
+from axolotl_aot.integration import compat
 from axolotl_aot.integration.beta import TRL_BETA, beta
+from axolotl_aot.integration.checkpoints import checkpoint_step
 from axolotl_aot.integration.modes import data_mode
-from axolotl_aot.tools.report.discover import RunSpec, check_inputs
+from axolotl_aot.tools.generation import (
+    GenerationJudge,
+    Generations,
+    Reward,
+    SamplingSettings,
+    load_prompts,
+    load_reward,
+    reference_view,
+)
+from axolotl_aot.tools.report.discover import RunSpec, check_data, check_inputs
 from axolotl_aot.tools.report.load import (
     config_base_model,
     load_eval_dataset,
@@ -46,6 +59,7 @@ from axolotl_aot.tools.report.score import score
 
 __all__ = [
     "CheckpointReport",
+    "GenerationRequest",
     "Progress",
     "RunReport",
     "RunSpec",
@@ -63,13 +77,35 @@ __all__ = [
 
 
 class Progress(Protocol):
-    """What ``run_report`` tells its caller while it scores (``aot-cli report`` shows a bar)."""
+    """What ``run_report`` tells its caller while it scores and samples (``aot-cli report`` shows bars)."""
 
     def checkpoint_started(self, run: str, checkpoint: Path) -> None: ...
 
     def batch_done(self, done: int, total: int) -> None: ...
 
+    def sampling_started(self, run: str, model: str, prompts: int) -> None: ...
+
     def checkpoint_done(self, run: str, checkpoint: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """``--generate``: sample ``settings`` on ``prompts`` (None: each run's evaluation rows) and score
+    the samples with ``reward_model`` or ``reward_fn`` (exactly one)."""
+
+    reward_model: str | None = None
+    reward_fn: str | None = None
+    prompts: Path | None = None
+    settings: SamplingSettings = field(default_factory=SamplingSettings)
+
+    def check(self) -> None:
+        """The request's own inputs, before anything is loaded."""
+        if (self.reward_model is None) == (self.reward_fn is None):
+            raise ValueError(
+                "--generate needs one reward: --reward-model PATH_OR_ID or --reward-fn MODULE:FUNCTION"
+            )
+        if self.prompts is not None:
+            check_data(Path(self.prompts), what="prompts")
 
 
 def run_report(
@@ -81,16 +117,20 @@ def run_report(
     batch_size: int = 16,
     max_samples: int | None = None,
     progress: Progress | None = None,
+    generation: GenerationRequest | None = None,
 ) -> tuple[list[RunReport], list[Path]]:
     """Score every run's checkpoints and write ``report.json`` and the plots to ``out``.
 
     Every input is checked first (``check_inputs``, and that each checkpoint's reference is the
     model it was trained from unless ``force_ref``: ``reference_problem``), then every run's config
-    and evaluation rows are loaded, and only then is the first checkpoint scored. Returns the runs
+    and evaluation rows (and with ``generation``: the reward and each run's prompts, at most
+    ``max_samples``) are loaded, and only then is the first checkpoint scored. Returns the runs
     and the plot paths. With ``progress`` (the caller shows its own), the libraries' progress bars
     are off meanwhile.
     """
     checkpoints = check_inputs(specs, out)
+    if generation is not None:
+        generation.check()
     for spec, paths in zip(specs, checkpoints, strict=True):
         base = config_base_model(spec.config)
         for path in [] if force_ref else paths:
@@ -98,42 +138,110 @@ def run_report(
                 raise ValueError(problem)
     with _library_progress_bars(enabled=progress is None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        reward = None
+        if generation is not None:
+            reward = load_reward(generation.reward_model, generation.reward_fn, device, batch_size)
         prepared = []
         for spec, paths in zip(specs, checkpoints, strict=True):
             cfg = load_report_config(spec.config, spec.data, ref)
-            prepared.append((spec, paths, cfg, load_eval_dataset(cfg, max_samples)))
+            judge = None
+            if generation is not None:
+                tokenizer = compat.load_tokenizer(cfg)
+                prompts = load_prompts(cfg, tokenizer, generation.prompts, max_samples)
+                judge = GenerationJudge(prompts, reward, generation.settings, tokenizer)
+            # --generate on prompts alone: no held-out rows to score
+            rows = cfg.test_datasets or cfg.val_set_size or generation is None
+            prepared.append((spec, paths, cfg, load_eval_dataset(cfg, max_samples) if rows else None, judge))
         runs = []
-        for spec, paths, cfg, dataset in prepared:
-            run_beta = float(beta(cfg, default=TRL_BETA)[1])
-            result = RunReport(
-                spec.name,
-                str(spec.config),
-                str(spec.data) if spec.data else None,
-                method(cfg),
-                data_mode(cfg).name,
-                run_beta,
+        for spec, paths, cfg, dataset, judge in prepared:
+            runs.append(
+                _report_run(spec, paths, cfg, dataset, judge, reward, ref, batch_size, device, out, progress)
             )
-            for path in paths:
-                if progress is not None:
-                    progress.checkpoint_started(spec.name, path)
-                model, reference, tokenizer = load_models(path, cfg, ref, device)
-                scores = score(
-                    model,
-                    reference,
-                    tokenizer,
-                    dataset,
-                    cfg,
-                    batch_size=batch_size,
-                    device=device,
-                    on_batch=progress.batch_done if progress is not None else None,
-                )
-                del model, reference  # one checkpoint's models in memory at a time
-                cost, smoothing = cfg.aot_cost or "logistic", cfg.aot_label_smoothing or 0.0
-                result.checkpoints.append(summarize(path, scores, run_beta, cost, smoothing))
-                if progress is not None:
-                    progress.checkpoint_done(spec.name, path)
-            runs.append(result)
     return runs, write_outputs(runs, out)
+
+
+def _report_run(
+    spec: RunSpec,
+    paths: list[Path],
+    cfg: Any,
+    dataset: Any | None,
+    judge: GenerationJudge | None,
+    reward: Reward | None,
+    ref: str | None,
+    batch_size: int,
+    device: str,
+    out: Path,
+    progress: Progress | None,
+) -> RunReport:
+    """One run's checkpoints scored on ``dataset`` (None: not scored) and with a ``judge`` sampled, one
+    checkpoint at a time."""
+    run_beta = float(beta(cfg, default=TRL_BETA)[1])
+    result = RunReport(
+        spec.name,
+        str(spec.config),
+        str(spec.data) if spec.data else None,
+        method(cfg),
+        data_mode(cfg).name,
+        run_beta,
+    )
+    samples_dir = out / "samples"
+    baseline: Generations | None = None
+    for path in paths:
+        if progress is not None:
+            progress.checkpoint_started(spec.name, path)
+        model, reference, tokenizer = load_models(path, cfg, ref, device)
+        if dataset is None:
+            report = CheckpointReport(str(path), checkpoint_step(path))
+        else:
+            scores = score(
+                model,
+                reference,
+                tokenizer,
+                dataset,
+                cfg,
+                batch_size=batch_size,
+                device=device,
+                on_batch=progress.batch_done if progress is not None else None,
+            )
+            cost, smoothing = cfg.aot_cost or "logistic", cfg.aot_label_smoothing or 0.0
+            report = summarize(path, scores, run_beta, cost, smoothing, generating=judge is not None)
+        if judge is not None:
+            samples_dir.mkdir(exist_ok=True)
+            if baseline is None:  # the reference is the same for every checkpoint of the run
+                _listen(judge, progress, spec.name, "reference")
+                with reference_view(model, reference) as reference_model:
+                    baseline = judge.generate(reference_model)
+                baseline.write(samples_dir / f"{spec.name}_reference.jsonl", judge.prompts)
+                result.generation_setup = {
+                    "reward": reward.name,
+                    "settings": asdict(judge.settings),
+                    "reference_samples": str(samples_dir / f"{spec.name}_reference.jsonl"),
+                }
+            _listen(judge, progress, spec.name, path.name)
+            report.generation, ours = judge.judge(model, reference, baseline)
+            ours.write(samples_dir / f"{spec.name}_{path.name}.jsonl", judge.prompts)
+            report.sampled_rewards = (ours.rewards, baseline.rewards)
+        del model, reference  # one checkpoint's models in memory at a time
+        result.checkpoints.append(report)
+        if progress is not None:
+            progress.checkpoint_done(spec.name, path)
+    return result
+
+
+def _listen(judge: GenerationJudge, progress: Progress | None, run: str, model: str) -> None:
+    """``progress`` hears of the judge's sampling of ``model``: the prompts sampled so far."""
+    if progress is None:
+        judge.on_batch = None
+        return
+    progress.sampling_started(run, model, len(judge.prompts))
+    done = 0
+
+    def on_batch(prompts: int) -> None:
+        nonlocal done
+        done += prompts
+        progress.batch_done(done, len(judge.prompts))
+
+    judge.on_batch = on_batch
 
 
 @contextlib.contextmanager

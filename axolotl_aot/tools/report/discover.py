@@ -80,14 +80,15 @@ def resolve_checkpoints(patterns: list[str]) -> list[Path]:
     return sorted(dict.fromkeys(found), key=lambda p: (checkpoint_step(p) is None, checkpoint_step(p) or 0))
 
 
-def check_data(path: Path) -> None:
-    """An evaluation file or folder that exists, of a type the report reads, with rows."""
+def check_data(path: Path, what: str = "evaluation") -> None:
+    """An evaluation (or prompts) file or folder that exists, of a type the report reads, with rows."""
     if not path.exists():
-        raise ValueError(f"{path}: no such evaluation file or folder")
+        raise ValueError(f"{path}: no such {what} file or folder")
     if path.is_file() and file_suffix(path) not in SUFFIX_TYPES:
         raise ValueError(f"{path}: unsupported file type; use {', '.join(SUFFIX_TYPES)}")
     if next(iter_records(path), None) is None:
-        raise ValueError(f"the evaluation set is empty: {path} has no rows")
+        set_name = "the evaluation set" if what == "evaluation" else f"the {what} file"
+        raise ValueError(f"{set_name} is empty: {path} has no rows")
 
 
 def check_inputs(specs: list[RunSpec], out: Path) -> list[list[Path]]:

@@ -2,8 +2,8 @@
 
 The rows are formatted by axolotl's own dataset types from the training config, so that they are
 the rows training sees; axolotl is reached only through ``compat``. For an adapter the reference
-is the adapter-disabled base (one model in memory); otherwise ``ref`` or the config's
-``base_model``.
+is the adapter-disabled base (one model in memory; quantized on a GPU as a QLoRA run trained it);
+otherwise ``ref`` or the config's ``base_model``.
 """
 
 from __future__ import annotations
@@ -111,6 +111,26 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
     return dataset
 
 
+def quantization(cfg: Any) -> Any | None:
+    """The ``BitsAndBytesConfig`` a QLoRA (``load_in_4bit``) or 8-bit LoRA run's base was trained in,
+    as axolotl builds it (``bnb_config_kwargs`` included), or None."""
+    if not (cfg.load_in_4bit or cfg.load_in_8bit):
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if cfg.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    settings = {
+        "load_in_4bit": True,
+        "bnb_4bit_compute_dtype": torch.bfloat16,
+        "bnb_4bit_use_double_quant": True,
+        "bnb_4bit_quant_type": "nf4",
+        "bnb_4bit_quant_storage": torch.bfloat16,
+        **(cfg.bnb_config_kwargs or {}),
+    }
+    return BitsAndBytesConfig(**settings)
+
+
 def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tuple[Any, Any, Any]:
     """(model, reference or None for adapters, tokenizer) of a checkpoint."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -126,7 +146,13 @@ def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tup
         base_name = json.loads((checkpoint / "adapter_config.json").read_text()).get(
             "base_model_name_or_path"
         )
-        base = AutoModelForCausalLM.from_pretrained(ref or cfg.base_model or base_name, dtype=dtype)
+        # On a GPU the base is quantized as the run trained it; bitsandbytes places it (a quantized
+        # model cannot be moved later). On a CPU it loads unquantized: the adapter applies all the same.
+        quantized = quantization(cfg) if device == "cuda" else None
+        placed = {}
+        if quantized is not None:
+            placed = {"quantization_config": quantized, "device_map": {"": torch.cuda.current_device()}}
+        base = AutoModelForCausalLM.from_pretrained(ref or cfg.base_model or base_name, dtype=dtype, **placed)
         model, reference = PeftModel.from_pretrained(base, checkpoint), None
         check_loaded(checkpoint, model)
         reference_name = ref or cfg.base_model or base_name
@@ -135,6 +161,9 @@ def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tup
         check_loaded(checkpoint, model, info)
         reference_name = ref or cfg.base_model
         reference = AutoModelForCausalLM.from_pretrained(reference_name, dtype=dtype)
+    for loaded in (model, reference):
+        if loaded is not None and getattr(loaded, "hf_quantizer", None) is None:  # bitsandbytes placed it
+            loaded.to(device)
     tokenizer_source = checkpoint if (checkpoint / "tokenizer_config.json").exists() else reference_name
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     reference_tokenizer = AutoTokenizer.from_pretrained(reference_name)

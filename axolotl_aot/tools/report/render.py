@@ -22,31 +22,47 @@ from axolotl_aot.integration.checkpoints import checkpoint_step
 from axolotl_aot.integration.evaluation import Scores, aot_loss, eval_metrics
 from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.ot.losses import COSTS
+from axolotl_aot.tools.generation import GenerationStats
+
+# What implicit-reward dominance does and does not tell (docs/evaluating.md, "What dominance tells").
+RANKING_ONLY = "This is how the checkpoint ranks given completions, not how well it writes"
 
 
 @dataclass
 class CheckpointReport:
-    """One checkpoint's summary, as ``report.json`` holds it; its raw ``scores`` only feed the plots."""
+    """One checkpoint's summary, as ``report.json`` holds it; its raw ``scores`` only feed the plots.
+
+    Without evaluation rows (``--generate`` on prompts alone) the held-out fields are None and only
+    ``generation`` is filled.
+    """
 
     checkpoint: str
     step: int | None
-    paired: bool
-    n_pos: int
-    n_neg: int
-    rewards: DominanceStats
-    aot_loss: dict[str, float]
-    logp_violation: float
-    ref_logp_violation: float
+    paired: bool | None = None
+    n_pos: int = 0
+    n_neg: int = 0
+    rewards: DominanceStats | None = None
+    aot_loss: dict[str, float] = field(default_factory=dict)
+    logp_violation: float | None = None
+    ref_logp_violation: float | None = None
     pair_accuracy: float | None = None
     mean_margin: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # as training logs them after eval_
     verdict: str = ""
     plot: str | None = None
+    generation: GenerationStats | None = None  # with --generate: its samples against the reference's
+    generation_plot: str | None = None
     scores: Scores | None = field(default=None, repr=False)
+    # with --generate: the rewards of its samples and of the reference's, for the plots
+    sampled_rewards: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("scores")
+        data.pop("sampled_rewards")
+        if self.generation is None:
+            data.pop("generation")
+            data.pop("generation_plot")
         return data
 
 
@@ -61,11 +77,18 @@ class RunReport:
     mode: str  # paired or unpaired rows
     beta: float
     checkpoints: list[CheckpointReport] = field(default_factory=list)
+    # with --generate: the reward, the sampling settings and the files of every sample
+    generation_setup: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("name")
+        data.pop("generation_setup")
         data["checkpoints"] = [c.as_dict() for c in self.checkpoints]
+        if self.generation_setup is not None:
+            # The run's final checkpoint's statistics, with how they were sampled; every
+            # checkpoint's own are in its "generation".
+            data["generation"] = {**self.generation_setup, **self.checkpoints[-1].generation.as_dict()}
         return data
 
 
@@ -80,10 +103,16 @@ def checkpoint_label(report: CheckpointReport, run: RunReport) -> str:
 
 
 def summarize(
-    checkpoint: Path, scores: Scores, beta: float, cost: str = "logistic", label_smoothing: float = 0.0
+    checkpoint: Path,
+    scores: Scores,
+    beta: float,
+    cost: str = "logistic",
+    label_smoothing: float = 0.0,
+    generating: bool = False,
 ) -> CheckpointReport:
     """Dominance statistics, AOT losses under each cost, the metrics training logs (under the
-    run's ``cost`` and ``label_smoothing``) and the verdict for one checkpoint."""
+    run's ``cost`` and ``label_smoothing``) and the verdict for one checkpoint (``generating``: its
+    samples are judged too)."""
     stats = dominance_stats(scores.reward_pos, scores.reward_neg)
     losses = {name: aot_loss(scores, beta=beta, cost=name) for name in COSTS}
     if scores.paired:
@@ -93,9 +122,13 @@ def summarize(
         accuracy = mean_margin = None
     violated = stats.violation_fraction
     verdict = (
-        "dominance holds: positive rewards dominate negative rewards at every quantile"
-        if violated == 0
-        else f"dominance violated on {violated:.0%} of quantiles"
+        (
+            "dominance holds: positive rewards dominate negative rewards at every quantile"
+            if violated == 0
+            else f"dominance violated on {violated:.0%} of quantiles"
+        )
+        + f" of the held-out rows. {RANKING_ONLY}"
+        + ("." if generating else ": judge its own samples with --generate.")
     )
     return CheckpointReport(
         checkpoint=str(checkpoint),
@@ -136,17 +169,28 @@ def write_outputs(runs: list[RunReport], out: Path) -> list[Path]:
                     break
                 name = f"{stem}-{copy}"
             used.add(name)
-            path = out / f"{name}_rewards.png"
-            _plot_rewards(plt, report, path)
-            report.plot = str(path)
-            plots.append(path)
-    if len(runs) > 1:
+            if report.scores is not None:
+                path = out / f"{name}_rewards.png"
+                _plot_rewards(plt, report, path)
+                report.plot = str(path)
+                plots.append(path)
+            if report.sampled_rewards is not None:
+                path = out / f"{name}_generation.png"
+                _plot_generation(plt, report, path)
+                report.generation_plot = str(path)
+                plots.append(path)
+    scored = [run for run in runs if run.checkpoints[0].scores is not None]
+    if len(scored) > 1:
         path = out / "runs_rewards.png"
-        _plot_runs(plt, runs, path)
+        _plot_runs(plt, scored, path)
         plots.append(path)
-    if len(runs) > 1 or len(runs[0].checkpoints) > 1:
+    if len(scored) > 1 or (scored and len(scored[0].checkpoints) > 1):
         path = out / "violation_trend.png"
-        _plot_trend(plt, runs, path)
+        _plot_trend(plt, scored, path)
+        plots.append(path)
+    if any(run.generation_setup is not None for run in runs):
+        path = out / "generation_frontier.png"
+        _plot_frontier(plt, runs, path)
         plots.append(path)
     (out / "report.json").write_text(
         json.dumps({"runs": {run.name: run.as_dict() for run in runs}}, indent=2, default=str)
@@ -162,9 +206,17 @@ def _step_curves(cdf: Any, quantiles: Any, values: np.ndarray, **style: Any) -> 
     quantiles.step(levels, ordered, where="pre", **style)
 
 
-def _finish(fig: Any, cdf: Any, quantiles: Any, title: str, path: Path) -> None:
-    cdf.set(title="empirical CDF of rewards", xlabel="reward  log pi - log pi_ref", ylabel="F(x)")
-    quantiles.set(title="quantile functions (positive above = dominance)", xlabel="t", ylabel="Q(t)")
+def _finish(
+    fig: Any,
+    cdf: Any,
+    quantiles: Any,
+    title: str,
+    path: Path,
+    reward: str = "reward  log pi - log pi_ref",
+    above: str = "positive",
+) -> None:
+    cdf.set(title="empirical CDF of rewards", xlabel=reward, ylabel="F(x)")
+    quantiles.set(title=f"quantile functions ({above} above = dominance)", xlabel="t", ylabel="Q(t)")
     for axis in (cdf, quantiles):
         axis.legend()
         axis.grid(alpha=0.3)
@@ -220,6 +272,53 @@ def _plot_trend(plt: Any, runs: list[RunReport], path: Path) -> None:
         xlabel="checkpoint step",
         ylabel="violation fraction",
         ylim=(0, 1),
+    )
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_generation(plt: Any, report: CheckpointReport, path: Path) -> None:
+    """The rewards of the checkpoint's samples and of the reference's: CDFs and quantile functions."""
+    ours, reference = report.sampled_rewards
+    fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
+    _step_curves(cdf, quantiles, ours, label="checkpoint samples", color="tab:blue")
+    _step_curves(cdf, quantiles, reference, label="reference samples", color="tab:gray", ls="--")
+    stats = report.generation
+    title = (
+        f"{Path(report.checkpoint).name}: win rate {stats.win_rate:.3f}, "
+        f"KL {stats.kl_per_token:.4f}/token, violation {stats.violation_fraction:.3f}"
+    )
+    _finish(fig, cdf, quantiles, title, path, reward="reward of a sample", above="checkpoint")
+    plt.close(fig)
+
+
+def _plot_frontier(plt: Any, runs: list[RunReport], path: Path) -> None:
+    """Mean sampled reward against sampled KL per token: a line per run through its checkpoints,
+    its reference a star at KL 0; horizontal bars: one standard error of the KL."""
+    fig, axis = plt.subplots(figsize=(6, 4.5))
+    for index, run in enumerate(runs):
+        judged = [r for r in run.checkpoints if r.generation is not None]
+        if not judged:
+            continue
+        color = f"C{index}"
+        kl = [r.generation.kl_per_token for r in judged]
+        errors = [r.generation.kl_standard_error or 0.0 for r in judged]
+        rewards = [r.generation.reward_mean for r in judged]
+        axis.errorbar(
+            kl, rewards, xerr=errors, marker="o", color=color, capsize=2, label=f"{run.name} ({run.method})"
+        )
+        for report, x, y in zip(judged, kl, rewards, strict=True):
+            label = checkpoint_label(report, run)
+            axis.annotate(label, (x, y), fontsize=6, alpha=0.7, xytext=(3, 3), textcoords="offset points")
+        reference = judged[0].generation.reference_reward_mean
+        axis.plot([0.0], [reference], marker="*", markersize=12, color=color, ls="none")
+    axis.set(
+        title="generations: reward against divergence (star: reference)",
+        xlabel="sampled KL(checkpoint || reference) per token",
+        ylabel="mean reward of samples",
     )
     axis.legend(fontsize="small")
     axis.grid(alpha=0.3)
