@@ -109,17 +109,20 @@ def report(
             "from the current folder, or path/to/file.py.",
         ),
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="--generate: completions per prompt and model.")] = 4,
+    samples: Annotated[
+        int | None, typer.Option(min=2, help="--generate: completions per prompt and model [default: 4].")
+    ] = None,
     max_new_tokens: Annotated[
-        int, typer.Option(min=1, help="--generate: tokens per completion at most.")
-    ] = 128,
+        int | None, typer.Option(min=1, help="--generate: tokens per completion at most [default: 128].")
+    ] = None,
     temperature: Annotated[
-        float,
-        typer.Option(help="--generate: sampling temperature, above 0 (1: the model's own)."),
-    ] = 1.0,
+        float | None,
+        typer.Option(help="--generate: sampling temperature, above 0 [default: 1, the model's own]."),
+    ] = None,
     seed: Annotated[
-        int, typer.Option(help="--generate: the seed of the first batch (one more per batch).")
-    ] = 0,
+        int | None,
+        typer.Option(help="--generate: the seed of the first batch, one more per batch [default: 0]."),
+    ] = None,
     json_output: Json = False,
     debug: Debug = False,
 ) -> None:
@@ -158,9 +161,13 @@ def report(
     --reward-fn my_rewards.py:score --samples 4 --max-new-tokens 32
     """
     specs = _run_specs(checkpoints or [], run or [], config or [], data or [])
-    request = _generation_request(
-        generate, prompts, reward_model, reward_fn, samples, max_new_tokens, temperature, seed
-    )
+    sampling = {
+        "samples": samples,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "seed": seed,
+    }
+    request = _generation_request(generate, prompts, reward_model, reward_fn, sampling, batch_size)
     from axolotl_aot.tools import report as lib  # light: the heavy imports follow its path checks
 
     with Progress(
@@ -226,38 +233,25 @@ def _generation_request(
     prompts: Path | None,
     reward_model: str | None,
     reward_fn: str | None,
-    samples: int,
-    max_new_tokens: int,
-    temperature: float,
-    seed: int,
+    sampling: dict[str, int | float | None],
+    batch_size: int,
 ) -> GenerationRequest | None:
     """``--generate``'s options, or None; a generation option without ``--generate`` is an error."""
+    given = {"--prompts": prompts, "--reward-model": reward_model, "--reward-fn": reward_fn}
+    given |= {f"--{name.replace('_', '-')}": value for name, value in sampling.items()}
+    if not generate:
+        if named := [name for name, value in given.items() if value is not None]:
+            raise typer.BadParameter(f"{', '.join(named)} only with --generate", param_hint="--generate")
+        return None
     from axolotl_aot.tools.generation import SamplingSettings
     from axolotl_aot.tools.report import GenerationRequest
 
-    if not generate:
-        given = [
-            name
-            for name, value in (
-                ("--prompts", prompts),
-                ("--reward-model", reward_model),
-                ("--reward-fn", reward_fn),
-            )
-            if value is not None
-        ]
-        if given:
-            raise typer.BadParameter(f"{', '.join(given)} only with --generate", param_hint="--generate")
-        return None
-    if (reward_model is None) == (reward_fn is None):
-        raise typer.BadParameter(
-            "--generate needs one reward: --reward-model PATH_OR_ID or --reward-fn MODULE:FUNCTION",
-            param_hint="--reward-model/--reward-fn",
-        )
+    chosen = {name: value for name, value in sampling.items() if value is not None}
     try:
-        settings = SamplingSettings(samples, max_new_tokens, temperature, seed)
+        settings = SamplingSettings(**chosen, batch_size=batch_size)
+        return GenerationRequest(reward_model, reward_fn, prompts, settings)
     except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--temperature") from None
-    return GenerationRequest(reward_model, reward_fn, prompts, settings)
+        raise typer.BadParameter(str(err)) from None
 
 
 def _named(value: str, option: str) -> tuple[str, str]:

@@ -67,6 +67,6 @@ def test_a_checkpoint_trained_on_the_task_writes_better_than_its_reference(tmp_p
     assert generation["win_rate"] > 0.65
     assert generation["violation_fraction"] < 0.2
     assert 0 < generation["kl_per_token"] < 0.5
-    for name in ("config_out.jsonl", "config_reference.jsonl"):
+    for name in ("config_out_samples.jsonl", "config_reference.jsonl"):
         rows = [json.loads(line) for line in (out / "samples" / name).open()]
         assert [r["reward"] for r in rows] == [reward(r["prompt"], r["completion"]) for r in rows]

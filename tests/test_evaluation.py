@@ -425,6 +425,9 @@ def test_report_compares_a_dpo_run_with_an_aot_run(paired_run, tiny_model, tmp_p
         "--data",
         str(test_file),
     ]
+    scorer = tmp_path / "scorer.py"
+    scorer.write_text("def score(prompt, completion):\n    return float(completion.count('even'))\n")
+    args += ["--generate", "--reward-fn", f"{scorer}:score", "--samples", "2", "--max-new-tokens", "4"]
     result = runner.invoke(app, ["report", *args, "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -441,6 +444,15 @@ def test_report_compares_a_dpo_run_with_an_aot_run(paired_run, tiny_model, tmp_p
         "aot_checkpoint-4_rewards.png",
     ]
     assert (tmp_path / "rep/runs_rewards.png").read_bytes()[:4] == b"\x89PNG"
+    # --generate: each run's checkpoints sampled against the same base model, which both runs sample
+    # alike (same prompts, same seeds), and the reward-KL plot of both runs.
+    assert [saved[run]["generation"]["samples"] for run in saved] == [2 * 22, 2 * 22]
+    assert [c["generation"]["samples_per_prompt"] for run in saved.values() for c in run["checkpoints"]] == [
+        2
+    ] * 3
+    references = [(tmp_path / f"rep/samples/{run}_reference.jsonl").read_text() for run in saved]
+    assert references[0] == references[1]
+    assert (tmp_path / "rep/generation_frontier.png").read_bytes()[:4] == b"\x89PNG"
     # The DPO run's rewards against TRL's own DPO tokenization and log-probs summed by hand.
     dpo = saved["dpo"]["checkpoints"][0]
     rows = paired_rows(22)

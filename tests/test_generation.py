@@ -60,7 +60,14 @@ def constant_model(logits: list[float], folder: Path) -> LlamaForCausalLM:
         model.model.layers[0].input_layernorm.weight.fill_(1.0)
         model.model.layers[0].post_attention_layernorm.weight.fill_(1.0)
         model.lm_head.weight[:, 0] = torch.tensor(logits) / 2  # the normed hidden state is 2 e_0
-    model.generation_config.update(do_sample=True, top_k=1, temperature=0.2, repetition_penalty=5.0)
+    model.generation_config.update(
+        do_sample=True,
+        top_k=1,
+        temperature=0.2,
+        repetition_penalty=5.0,
+        suppress_tokens=[1],
+        min_new_tokens=5,
+    )
     model.save_pretrained(folder)
     return LlamaForCausalLM.from_pretrained(folder, dtype=torch.float64)
 
@@ -127,18 +134,25 @@ def test_sampled_kl_sees_the_direction_and_its_standard_error_is_calibrated(pair
     assert 0.6 < spread / np.mean([e for _, e in runs]) < 1.6
 
 
-def test_a_model_against_itself_is_exactly_kl_zero():
-    """The same model, the same samples: every log-ratio is exactly 0, not nearly."""
-    config = LlamaConfig(
-        vocab_size=16, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, eos_token_id=EOS,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config)
-    settings = SamplingSettings(3, max_new_tokens=6, batch_size=2)
-    samples = sample(model, TOKENS, [[1, 2], [5], [7, 8, 9]], settings)
-    assert (
-        completion_logps(model, samples, settings) - completion_logps(model, samples, settings) == 0
-    ).all()
+def test_each_sample_continues_its_own_prompt(tiny_model):
+    """At a temperature near 0 sampling is greedy: every sample of a batched, left-padded call equals
+    the greedy continuation of its prompt generated alone (sample i belongs to prompt i // K)."""
+    model = LlamaForCausalLM.from_pretrained(tiny_model, dtype=torch.float64)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    texts = ("Is 12 even?", "Tell me whether 7 is odd or even.", "x", "Is 12 even? Say so.")
+    prompts = [tokenizer(text)["input_ids"] for text in texts]
+    samples = sample(
+        model, tokenizer, prompts, SamplingSettings(2, max_new_tokens=6, temperature=1e-4, batch_size=3)
+    )
+    for index, tokens in enumerate(samples.tokens):
+        alone = model.generate(
+            torch.tensor([prompts[index // 2]]),
+            do_sample=False,
+            max_new_tokens=6,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(prompts[index // 2]) :].tolist()
+        assert tokens == alone[: len(tokens)]
+    assert len({tuple(t) for t in samples.tokens}) > 1  # the prompts lead to different continuations
 
 
 def test_teacher_forced_log_probs_equal_one_row_at_a_time(tiny_model):
@@ -160,10 +174,14 @@ def test_teacher_forced_log_probs_equal_one_row_at_a_time(tiny_model):
         assert batched[index] == pytest.approx(float(alone), abs=1e-9)
 
 
-def test_win_rate_counts_ties_half():
-    """Couples of the same prompt only: prompt 0 wins 2 and ties 2 of 4, prompt 1 ties 1 and wins 2."""
-    policy, reference = np.array([1.0, 0.0, 0.5, 2.0]), np.array([0.0, 0.0, 1.0, 0.5])
-    assert win_rate(policy, reference, 2) == (2 + 2 * 0.5 + 0.5 + 2) / 8
+def test_win_rate_counts_ties_half_over_independent_couples_of_one_prompt():
+    """Couples of the same prompt only (pooled over prompts: 0.656), and not sample j with sample j,
+    drawn with the same random numbers (all couples: 0.75): prompt 0 wins 1 of its 2 couples and
+    loses 1, prompt 1 wins 1 and ties 1."""
+    policy, reference = np.array([1.0, 0.0, 3.0, 2.0]), np.array([0.5, 0.0, 2.0, 1.0])
+    assert win_rate(policy, reference, 2) == (1 + 0 + 1 + 0.5) / 4
+    with pytest.raises(ValueError, match="at least 2 samples per prompt"):
+        win_rate(policy, reference, 1)
 
 
 # -- rewards --------------------------------------------------------------------------------------
@@ -357,7 +375,8 @@ def test_self_comparison_is_exactly_kl_zero_and_win_rate_half(tiny_model, reward
     assert generation["reward_mean"] == generation["reference_reward_mean"]
     assert (generation["samples"], generation["prompts"], generation["samples_per_prompt"]) == (18, 6, 3)
     assert run["generation"]["reward"] == str(reward_model)
-    ours = [json.loads(line) for line in (out / "samples/cfg_model.jsonl").open()]
+    assert run["checkpoints"][0]["samples_file"] == str(out / "samples/cfg_model_samples.jsonl")
+    ours = [json.loads(line) for line in (out / "samples/cfg_model_samples.jsonl").open()]
     theirs = [json.loads(line) for line in (out / "samples/cfg_reference.jsonl").open()]
     assert [r["completion"] for r in ours] == [r["completion"] for r in theirs]
     assert {r["log_ratio"] for r in ours} == {0.0}
@@ -389,20 +408,26 @@ def test_a_non_finite_reward_names_its_prompt_and_exits_1(tiny_model, reward_fil
     [
         ("", "the prompts file is empty: {path} has no rows"),
         ('{"id": 4}\n', "{path} line 1 has no prompt: give each row a prompt"),
-        ('{"question": "Is 4 even?"}\n', "'Is 4 even?': it reads another column"),
+        (
+            '{"question": "Is 4 even?"}\n',
+            "{path} line 1: the config's dataset type cannot render it (KeyError: 'prompt')",
+        ),
         ('{"prompt": ""}\n', "{path} line 1 has no prompt"),
     ],
 )
 def test_a_prompt_file_without_prompts_fails_before_any_model_loads(
-    tiny_model, reward_file, tmp_path, content, message
+    tiny_model, reward_file, tmp_path, monkeypatch, content, message
 ):
     config = make_config(tmp_path, "paired", tiny_model, max_steps=1)
     path = tmp_path / "prompts.jsonl"
     path.write_text(content)
     args = ["--generate", "--reward-fn", "my_rewards:length", "--prompts", path, "--out", tmp_path / "rep"]
+    loaded = []
+    monkeypatch.setattr(lib, "load_models", lambda *args: loaded.append(args))
     result = report(tiny_model, "--config", config, *args)
     assert result.exit_code == 1
     assert said(message.format(path=path), result.output)
+    assert not loaded
 
 
 @pytest.mark.parametrize(
@@ -411,6 +436,8 @@ def test_a_prompt_file_without_prompts_fails_before_any_model_loads(
         (["--generate"], 2, "--generate needs one reward"),
         (["--generate", "--reward-fn", "a:b", "--reward-model", "m"], 2, "--generate needs one reward"),
         (["--reward-fn", "a:b"], 2, "--reward-fn only with --generate"),
+        (["--samples", "3", "--seed", "1"], 2, "--samples, --seed only with --generate"),
+        (["--generate", "--reward-fn", "a:b", "--samples", "1"], 2, "1 is not in the range x>=2"),
         (["--generate", "--reward-fn", "a:b", "--temperature", "0"], 2, "temperature must be above 0"),
         (["--generate", "--reward-fn", "no_such_module:f"], 1, "cannot import no_such_module"),
         (["--generate", "--reward-model", "{model}"], 1, "is not a sequence classifier"),
@@ -449,13 +476,12 @@ def test_a_qlora_base_is_quantized_as_axolotl_trains_it():
     from axolotl_aot.integration.compat import dict_default
     from axolotl_aot.tools.report.load import quantization
 
-    cfg = dict_default(
-        {"adapter": "qlora", "load_in_4bit": True, "bnb_config_kwargs": {"bnb_4bit_quant_type": "fp4"}}
-    )
-    settings = quantization(cfg)
+    qlora = {"adapter": "qlora", "load_in_4bit": True, "torch_dtype": torch.float16}
+    settings = quantization(dict_default({**qlora, "bnb_config_kwargs": {"bnb_4bit_quant_type": "fp4"}}))
     assert settings.load_in_4bit and settings.bnb_4bit_use_double_quant
-    assert (settings.bnb_4bit_quant_type, settings.bnb_4bit_compute_dtype) == ("fp4", torch.bfloat16)
+    assert (settings.bnb_4bit_quant_type, settings.bnb_4bit_compute_dtype) == ("fp4", torch.float16)
     assert quantization(dict_default({"adapter": "lora", "load_in_8bit": True})).load_in_8bit
+    assert quantization(dict_default({"adapter": "lora", "load_in_4bit": True})) is None  # as axolotl
     assert quantization(dict_default({"adapter": "lora"})) is None
 
 

@@ -191,7 +191,7 @@ def test_generation_of_an_adapter_samples_the_reference_with_the_adapter_disable
     own = sample(base, tokenizer, [p.ids for p in prompts], SamplingSettings(2, 6, batch_size=16))
     reference = [json.loads(line) for line in (tmp_path / "rep/samples/cfg_reference.jsonl").open()]
     assert [r["completion"] for r in reference] == own.texts
-    ours = [json.loads(line) for line in (tmp_path / "rep/samples/cfg_checkpoint-4.jsonl").open()]
+    ours = [json.loads(line) for line in (tmp_path / "rep/samples/cfg_checkpoint-4_samples.jsonl").open()]
     policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), checkpoint).eval()
     for index, row in enumerate(ours):
         ids, tokens = prompts[index // 2].ids, row["token_ids"]

@@ -25,19 +25,21 @@ from axolotl_aot.tools.generation.statistics import GenerationStats, generation_
 
 @dataclass
 class Generations:
-    """One model's samples on the prompts, their rewards, and (a policy's) log-ratios to the reference."""
+    """One model's samples on the prompts (``prompts``: each prompt's text as the reward read it), their
+    rewards, and (a policy's) log-ratios to the reference."""
 
     samples: Samples
+    prompts: list[str]
     rewards: np.ndarray
     log_ratios: np.ndarray | None = None
 
-    def write(self, path: Path, prompts: list[Prompt]) -> None:
+    def write(self, path: Path) -> None:
         """Every sample as a JSON line: its prompt, completion, reward, token ids (the end token
         included where it ended with one) and, for a policy, log-ratio to the reference."""
         with path.open("w", encoding="utf-8") as file:
             for i, text in enumerate(self.samples.texts):
                 row = {
-                    "prompt": prompts[self.samples.prompt_of(i)].plain,
+                    "prompt": self.prompts[self.samples.prompt_of(i)],
                     "completion": text,
                     "reward": float(self.rewards[i]),
                     "token_ids": self.samples.tokens[i],
@@ -73,7 +75,7 @@ class GenerationJudge:
             model, self.tokenizer, [p.ids for p in self.prompts], self.settings, on_batch=self.on_batch
         )
         owners = [self.prompts[samples.prompt_of(i)] for i in range(len(samples.texts))]
-        return Generations(samples, self.reward(owners, samples.texts))
+        return Generations(samples, [p.plain for p in self.prompts], self.reward(owners, samples.texts))
 
     def judge(
         self, policy: Any, reference: Any | None, baseline: Generations

@@ -5,9 +5,9 @@ A prompt comes from a row: the rows of ``--prompts FILE`` (JSON Lines, JSON, CSV
 (``test_datasets`` or ``--data``: paired, unpaired or chat rows). Each row goes through the
 config's own dataset ``type:`` (axolotl's transform, ``data_checks.transform_of``), so the policy
 continues the very text training put before its completions. A ``--prompts`` row lacks the
-completion columns a type reads: those are taken from the first row of the config's data, and the
-rendered prompt must contain the row's own prompt (else the type reads another column, and every
-prompt would render as that row's).
+completion columns a type reads: those (never a prompt or system column) are taken from the first
+row of the config's data, and the rendered prompt must contain the row's own prompt (else the type
+reads another column, and every prompt would render as that row's).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from axolotl_aot.integration import modes
 from axolotl_aot.integration.chat import as_messages
-from axolotl_aot.integration.records import Record, iter_records
+from axolotl_aot.integration.records import Record, is_local, iter_records
 
 
 @dataclass(frozen=True)
@@ -39,57 +39,74 @@ class Prompt:
 def load_prompts(
     cfg: Any, tokenizer: Any, path: Path | None = None, limit: int | None = None
 ) -> list[Prompt]:
-    """The distinct prompts of ``path`` (else of the config's evaluation set), at most ``limit``."""
+    """The distinct prompts of ``path`` (else of the config's ``test_datasets``), at most ``limit``.
+
+    A ``val_set_size`` split has no rows of its own to read prompts from: pass ``--prompts``.
+    """
     if path is not None:
-        section, label = "test_datasets" if cfg.test_datasets else "datasets", str(path)
-        records = _records(path)
-        template = next((r.row for r in _records(_entry_path(cfg, section)) if r.row is not None), None)
+        section = "test_datasets" if cfg.test_datasets else "datasets"
+        try:  # the config's data may be out of reach (a hub dataset offline): rows then need every column
+            first = next((r.row for r in _records(cfg[section][0], section) if r.row is not None), None)
+        except ValueError:
+            first = None
+        template = {k: v for k, v in (first or {}).items() if k not in PROMPT_COLUMNS}
+        sources = [(str(path), _records(path, "--prompts"), _renderer(cfg, section, 0, tokenizer))]
     elif cfg.test_datasets:
-        section, label, template = "test_datasets", None, None
-        records = (r for entry in cfg.test_datasets for r in _records(_entry_path_of(entry)))
+        template = {}
+        sources = [
+            (f"test_datasets[{index}] ({entry.get('path')})", _records(entry, f"test_datasets[{index}]"),
+             _renderer(cfg, "test_datasets", index, tokenizer))
+            for index, entry in enumerate(cfg.test_datasets)
+        ]  # fmt: skip
     else:
         raise ValueError(
             "no prompts: pass --prompts FILE (rows with a prompt), or --data FILE, or set test_datasets "
-            "in the config"
+            "in the config (a val_set_size split has no rows of its own to read)"
         )
-    render = _renderer(cfg, section, tokenizer)
     prompts: dict[str, Prompt] = {}
-    for record in records:
-        where = f"{label or 'the evaluation set'} {record.place}"
-        if record.row is None:
-            raise ValueError(f"{where}: {record.error}")
-        prompt = _prompt(record.row, template, render, tokenizer, where)
-        prompts.setdefault(prompt.text, prompt)
-        if limit is not None and len(prompts) >= limit:
-            break
+    for label, records, render in sources:
+        for record in records:
+            where = f"{label} {record.place}"
+            if record.row is None:
+                raise ValueError(f"{where}: {record.error}")
+            prompt = _prompt(record.row, template, render, tokenizer, where)
+            prompts.setdefault(prompt.text, prompt)
+            if limit is not None and len(prompts) >= limit:
+                return list(prompts.values())
     if not prompts:
-        raise ValueError(f"{label or 'the evaluation set'} has no prompts: give rows with a prompt column")
+        raise ValueError(
+            f"{' and '.join(s[0] for s in sources)} has no prompts: give rows with a prompt column"
+        )
     return list(prompts.values())
 
 
-def _records(path: str | Path) -> Iterable[Record]:
+# The columns a prompt is read from: never taken from the config's data for a --prompts row.
+PROMPT_COLUMNS = frozenset(
+    ("prompt", "question", "instruction", "input", "system", "messages", "conversation", "conversations")
+)
+
+
+def _records(source: Any, label: str) -> Iterable[Record]:
+    """The rows of a --prompts file, or of a config's dataset entry (its split)."""
+    path, split = (source, None) if isinstance(source, str | Path) else (source["path"], source.get("split"))
     try:
-        yield from iter_records(path)
+        yield from iter_records(Path(path).expanduser() if is_local(path) else path, split)
     except (OSError, ValueError) as err:
-        raise ValueError(f"--prompts {path}: {err}") from None
+        raise ValueError(f"{label} {path}: {err}") from None
 
 
-def _entry_path_of(entry: Any) -> str:
-    return str(Path(entry["path"]).expanduser()) if entry.get("path") else str(entry)
-
-
-def _entry_path(cfg: Any, section: str) -> str:
-    return _entry_path_of(cfg[section][0])
-
-
-def _renderer(cfg: Any, section: str, tokenizer: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The config's dataset type of the first entry of ``section``, bound to the tokenizer if it needs one."""
+def _renderer(
+    cfg: Any, section: str, index: int, tokenizer: Any
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The config's dataset type of entry ``index`` of ``section``, bound to the tokenizer if it needs one."""
     from axolotl_aot.integration.data_checks import transform_of  # imports datasets
 
     mode = modes.data_mode(cfg)
-    transform = transform_of(mode.axolotl_rl, cfg, section, 0)
+    transform = transform_of(mode.axolotl_rl, cfg, section, index)
     if transform is None:
-        raise ValueError(f"{section}[0].type {cfg[section][0].get('type')!r} is not a {mode.axolotl_rl} type")
+        raise ValueError(
+            f"{section}[{index}].type {cfg[section][index].get('type')!r} is not a {mode.axolotl_rl} type"
+        )
     if isinstance(transform, tuple):  # (transform, map kwargs)
         transform = transform[0]
     if "tokenizer" in inspect.signature(transform).parameters:
@@ -99,7 +116,7 @@ def _renderer(cfg: Any, section: str, tokenizer: Any) -> Callable[[dict[str, Any
 
 def _prompt(
     row: dict[str, Any],
-    template: dict[str, Any] | None,
+    template: dict[str, Any],
     render: Callable[[dict[str, Any]], dict[str, Any]],
     tokenizer: Any,
     where: str,
@@ -110,7 +127,7 @@ def _prompt(
     if not own or not own.strip():
         raise ValueError(f"{where} has no prompt: give each row a prompt (text or a list of messages)")
     try:
-        rendered = render({**(template or {}), **row})["prompt"]
+        rendered = render({**template, **row})["prompt"]
     except Exception as err:  # whatever the type raises, training would raise it too
         raise ValueError(
             f"{where}: the config's dataset type cannot render it ({type(err).__name__}: {err}); give rows "
@@ -123,7 +140,7 @@ def _prompt(
         text = tokenizer.apply_chat_template(rendered, add_generation_prompt=True, tokenize=False)
     else:
         text, ids = rendered, tokenizer(rendered)["input_ids"]
-    if template is not None and own.strip() not in text:
+    if own.strip() not in text:
         raise ValueError(
             f"{where}: the config's dataset type renders the prompt {text[:60]!r}, without the row's own "
             f"{own[:40]!r}: it reads another column; give rows with the columns the config's data has"

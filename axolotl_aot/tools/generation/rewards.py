@@ -82,9 +82,10 @@ def _import_function(spec: str) -> Callable[[str, str], float]:
             path = Path(module_name).expanduser()
             if not path.is_file():
                 raise FileNotFoundError(f"no such file {path}")
-            loader = importlib.util.spec_from_file_location(path.stem, path)
+            name = f"_aot_reward_{path.stem}"  # not to shadow a module of the same name (json.py)
+            loader = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(loader)
-            sys.modules.setdefault(path.stem, module)
+            sys.modules[name] = module
             loader.loader.exec_module(module)
         else:
             if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -135,7 +136,10 @@ class RewardModel:
                 "they would be random; pass a trained reward model"
             )
         self.model.to(device).eval()
+        _float32_head(self.model)
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        # A long conversation loses its start, not the completion's end (the token the score reads).
+        self.tokenizer.truncation_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:
@@ -175,10 +179,15 @@ class RewardModel:
         return np.array(values, dtype=np.float64)
 
 
+def _float32_head(model: torch.nn.Module) -> None:
+    """The score head of a bfloat16 reward model computed in float32: bfloat16 rewards have about three
+    significant digits, so distinct completions would tie."""
+    head = getattr(model, "score", None) or getattr(model, "classifier", None)
+    if isinstance(head, torch.nn.Linear) and head.weight.dtype != torch.float32:
+        head.float()
+        head.register_forward_pre_hook(lambda _, inputs: tuple(x.float() for x in inputs))
+
+
 def load_reward(model: str | None, function: str | None, device: str, batch_size: int = 8) -> Reward:
-    """The reward of ``--reward-model`` or ``--reward-fn`` (exactly one)."""
-    if (model is None) == (function is None):
-        raise ValueError(
-            "the generation report needs one reward: --reward-model PATH_OR_ID or --reward-fn MODULE:FUNCTION"
-        )
+    """The reward of ``--reward-model`` (when given) or else ``--reward-fn``."""
     return RewardModel(model, device, batch_size) if model is not None else RewardFunction.load(function)

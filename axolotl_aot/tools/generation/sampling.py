@@ -1,9 +1,10 @@
 """Completions sampled from a causal LM, and their log-probs under a model, teacher-forced.
 
 Sampling is Hugging Face's ``generate`` (the model's cache, left-padded batches) from the model's
-full distribution at the given temperature: top-k, top-p, repetition penalties and the like that a
-checkpoint's ``generation_config.json`` may set are switched off, since the KL estimate and the
-reward distribution are of the model itself. Prompts are batched in a fixed order with a fixed
+full distribution at the given temperature: the checkpoint's ``generation_config.json`` (top-k,
+top-p, penalties, suppressed tokens, ...) is set aside for the call, and the library's own defaults
+that truncate (top-k 50) are switched off, since the KL estimate and the reward distribution are of
+the model itself. Prompts are batched in a fixed order with a fixed
 seed per batch, so two models sampled on the same prompts draw with the same random numbers: a
 model compared with itself draws the same completions.
 
@@ -15,13 +16,15 @@ one between the two distributions the samples are drawn from (docs/evaluating.md
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-# A model's sampling distribution as it is: no truncation or penalty from its generation_config.
+# A model's sampling distribution as it is: no truncation or penalty from transformers' defaults
+# (the checkpoint's own generation_config is set aside: ``_plain_generation_config``).
 FULL_DISTRIBUTION = {
     "top_k": 0,
     "top_p": 1.0,
@@ -110,6 +113,22 @@ def _left_padded(
     return ids.to(device), mask.to(device)
 
 
+@contextlib.contextmanager
+def _plain_generation_config(model: torch.nn.Module) -> Iterator[None]:
+    """The model's ``generation_config`` replaced, for the duration, by one that keeps only its token
+    ids: a None argument to ``generate`` would be filled from the saved one."""
+    from transformers import GenerationConfig
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: the model
+    saved = inner.generation_config
+    keep = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    inner.generation_config = GenerationConfig(**{k: getattr(saved, k, None) for k in keep})
+    try:
+        yield
+    finally:
+        inner.generation_config = saved
+
+
 def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -139,12 +158,14 @@ def sample(
     model.eval()
     for number, batch in enumerate(_batches(prompt_ids, settings.batch_size)):
         ids, mask = _left_padded([prompt_ids[i] for i in batch], pad, device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+        with rng, _plain_generation_config(model):
             torch.manual_seed(settings.seed + number)
             out = model.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 do_sample=True,
+                use_cache=True,  # a trainer may have turned the config's off (gradient checkpointing)
                 temperature=settings.temperature,
                 max_new_tokens=settings.max_new_tokens,
                 num_return_sequences=k,
@@ -178,12 +199,12 @@ def completion_logps(model: torch.nn.Module, samples: Samples, settings: Samplin
     """
     device = _device(model)
     k, out = samples.per_prompt, np.zeros(len(samples.tokens), dtype=np.float64)
+    vocabulary = model.config.get_text_config().vocab_size
     was_training = model.training
     model.eval()
     for batch in _batches(samples.prompt_ids, settings.batch_size):
         rows = [i * k + j for i in batch for j in range(k)]
-        width = max(len(samples.tokens[r]) for r in rows) or 1
-        vocabulary = model.config.get_text_config().vocab_size
+        width = max(len(samples.tokens[r]) for r in rows)
         step = max(
             1, LOGITS_PER_PASS // (vocabulary * (width + max(len(samples.prompt_ids[i]) for i in batch)))
         )
@@ -199,9 +220,7 @@ def _logps(
 ) -> np.ndarray:
     prompts = [samples.prompt_ids[samples.prompt_of(r)] for r in rows]
     ids, mask = _left_padded(prompts, 0, device)
-    width = max(len(samples.tokens[r]) for r in rows)
-    if width == 0:
-        return np.zeros(len(rows))
+    width = max(len(samples.tokens[r]) for r in rows)  # every sample has a token at least
     completion = torch.zeros((len(rows), width), dtype=torch.long)
     completion_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for index, r in enumerate(rows):

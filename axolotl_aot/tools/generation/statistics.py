@@ -38,11 +38,20 @@ def kl_per_token(log_ratios: np.ndarray, tokens: np.ndarray, per_prompt: int) ->
 
 
 def win_rate(policy: np.ndarray, reference: np.ndarray, per_prompt: int) -> float:
-    """P(a policy sample's reward beats a reference sample's of the same prompt), ties counting half,
-    over every (policy, reference) couple of every prompt."""
+    """P(a policy sample's reward beats a reference sample's of the same prompt), ties counting half.
+
+    Sample j of the policy and sample j of the reference are drawn with the same random numbers (the
+    same seed), so they are alike, and more so the closer the two models: such couples would pull the
+    rate towards 0.5. Only couples (j, j') with j != j', drawn independently, are counted; a model
+    against itself still gets exactly 0.5 (each couple is met both ways). Needs two samples a prompt.
+    """
+    if per_prompt < 2:
+        raise ValueError("the win rate needs at least 2 samples per prompt (--samples 2)")
     ours = np.asarray(policy, dtype=np.float64).reshape(-1, per_prompt, 1)
     theirs = np.asarray(reference, dtype=np.float64).reshape(-1, 1, per_prompt)
-    return float(((ours > theirs) + 0.5 * (ours == theirs)).mean())
+    score = (ours > theirs) + 0.5 * (ours == theirs)
+    independent = ~np.eye(per_prompt, dtype=bool)
+    return float(score[:, independent].mean())
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,6 @@ from axolotl_aot.integration.checkpoints import checkpoint_step
 from axolotl_aot.integration.modes import data_mode
 from axolotl_aot.tools.generation import (
     GenerationJudge,
-    Generations,
-    Reward,
     SamplingSettings,
     load_prompts,
     load_reward,
@@ -98,12 +96,18 @@ class GenerationRequest:
     prompts: Path | None = None
     settings: SamplingSettings = field(default_factory=SamplingSettings)
 
-    def check(self) -> None:
-        """The request's own inputs, before anything is loaded."""
+    def __post_init__(self) -> None:
         if (self.reward_model is None) == (self.reward_fn is None):
             raise ValueError(
                 "--generate needs one reward: --reward-model PATH_OR_ID or --reward-fn MODULE:FUNCTION"
             )
+        if self.settings.samples < 2:
+            raise ValueError(
+                "--samples must be at least 2: the win rate compares independently drawn samples"
+            )
+
+    def check_prompts(self) -> None:
+        """The prompt file, before anything is loaded."""
         if self.prompts is not None:
             check_data(Path(self.prompts), what="prompts")
 
@@ -123,14 +127,14 @@ def run_report(
 
     Every input is checked first (``check_inputs``, and that each checkpoint's reference is the
     model it was trained from unless ``force_ref``: ``reference_problem``), then every run's config
-    and evaluation rows (and with ``generation``: the reward and each run's prompts, at most
-    ``max_samples``) are loaded, and only then is the first checkpoint scored. Returns the runs
+    and evaluation rows (and with ``generation``: each run's prompts, at most ``max_samples``, then
+    the reward) are loaded, and only then is the first checkpoint scored. Returns the runs
     and the plot paths. With ``progress`` (the caller shows its own), the libraries' progress bars
     are off meanwhile.
     """
     checkpoints = check_inputs(specs, out)
     if generation is not None:
-        generation.check()
+        generation.check_prompts()
     for spec, paths in zip(specs, checkpoints, strict=True):
         base = config_base_model(spec.config)
         for path in [] if force_ref else paths:
@@ -138,25 +142,27 @@ def run_report(
                 raise ValueError(problem)
     with _library_progress_bars(enabled=progress is None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        reward = None
-        if generation is not None:
-            reward = load_reward(generation.reward_model, generation.reward_fn, device, batch_size)
         prepared = []
         for spec, paths in zip(specs, checkpoints, strict=True):
             cfg = load_report_config(spec.config, spec.data, ref)
-            judge = None
+            prompts = None
             if generation is not None:
                 tokenizer = compat.load_tokenizer(cfg)
-                prompts = load_prompts(cfg, tokenizer, generation.prompts, max_samples)
-                judge = GenerationJudge(prompts, reward, generation.settings, tokenizer)
+                prompts = (load_prompts(cfg, tokenizer, generation.prompts, max_samples), tokenizer)
             # --generate on prompts alone: no held-out rows to score
             rows = cfg.test_datasets or cfg.val_set_size or generation is None
-            prepared.append((spec, paths, cfg, load_eval_dataset(cfg, max_samples) if rows else None, judge))
-        runs = []
-        for spec, paths, cfg, dataset, judge in prepared:
-            runs.append(
-                _report_run(spec, paths, cfg, dataset, judge, reward, ref, batch_size, device, out, progress)
+            prepared.append(
+                (spec, paths, cfg, load_eval_dataset(cfg, max_samples) if rows else None, prompts)
             )
+        reward = None
+        if generation is not None:  # a reward model loads once every input is known to be good
+            reward = load_reward(generation.reward_model, generation.reward_fn, device, batch_size)
+        runs = []
+        for spec, paths, cfg, dataset, prompts in prepared:
+            judge = None
+            if prompts is not None:
+                judge = GenerationJudge(prompts[0], reward, generation.settings, prompts[1])
+            runs.append(_report_run(spec, paths, cfg, dataset, judge, ref, batch_size, device, out, progress))
     return runs, write_outputs(runs, out)
 
 
@@ -166,7 +172,6 @@ def _report_run(
     cfg: Any,
     dataset: Any | None,
     judge: GenerationJudge | None,
-    reward: Reward | None,
     ref: str | None,
     batch_size: int,
     device: str,
@@ -184,8 +189,6 @@ def _report_run(
         data_mode(cfg).name,
         run_beta,
     )
-    samples_dir = out / "samples"
-    baseline: Generations | None = None
     for path in paths:
         if progress is not None:
             progress.checkpoint_started(spec.name, path)
@@ -206,21 +209,13 @@ def _report_run(
             cost, smoothing = cfg.aot_cost or "logistic", cfg.aot_label_smoothing or 0.0
             report = summarize(path, scores, run_beta, cost, smoothing, generating=judge is not None)
         if judge is not None:
-            samples_dir.mkdir(exist_ok=True)
-            if baseline is None:  # the reference is the same for every checkpoint of the run
+            if result.reference_sampled is None:  # the reference is the same for every checkpoint
                 _listen(judge, progress, spec.name, "reference")
                 with reference_view(model, reference) as reference_model:
-                    baseline = judge.generate(reference_model)
-                baseline.write(samples_dir / f"{spec.name}_reference.jsonl", judge.prompts)
-                result.generation_setup = {
-                    "reward": reward.name,
-                    "settings": asdict(judge.settings),
-                    "reference_samples": str(samples_dir / f"{spec.name}_reference.jsonl"),
-                }
+                    result.reference_sampled = judge.generate(reference_model)
+                result.generation_setup = {"reward": judge.reward.name, "settings": asdict(judge.settings)}
             _listen(judge, progress, spec.name, path.name)
-            report.generation, ours = judge.judge(model, reference, baseline)
-            ours.write(samples_dir / f"{spec.name}_{path.name}.jsonl", judge.prompts)
-            report.sampled_rewards = (ours.rewards, baseline.rewards)
+            report.generation, report.sampled = judge.judge(model, reference, result.reference_sampled)
         del model, reference  # one checkpoint's models in memory at a time
         result.checkpoints.append(report)
         if progress is not None:

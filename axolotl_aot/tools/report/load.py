@@ -112,23 +112,27 @@ def load_eval_dataset(cfg: Any, max_samples: int | None) -> Any:
 
 
 def quantization(cfg: Any) -> Any | None:
-    """The ``BitsAndBytesConfig`` a QLoRA (``load_in_4bit``) or 8-bit LoRA run's base was trained in,
-    as axolotl builds it (``bnb_config_kwargs`` included), or None."""
-    if not (cfg.load_in_4bit or cfg.load_in_8bit):
-        return None
+    """The ``BitsAndBytesConfig`` axolotl loads the base of an ``adapter: qlora`` run with
+    ``load_in_4bit`` (or of an ``adapter: lora`` run with ``load_in_8bit``) in, ``bnb_config_kwargs``
+    included, or None. Axolotl's exceptions for a few architectures (Jamba, Qwen2-MoE, Nemotron-H,
+    Falcon-H1) are not repeated."""
     from transformers import BitsAndBytesConfig
 
-    if cfg.load_in_8bit:
+    if cfg.adapter == "qlora" and cfg.load_in_4bit:
+        settings = {
+            "load_in_4bit": True,
+            "llm_int8_threshold": 6.0,
+            "llm_int8_has_fp16_weight": False,
+            "bnb_4bit_compute_dtype": cfg.torch_dtype or torch.bfloat16,
+            "bnb_4bit_use_double_quant": True,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_quant_storage": torch.bfloat16,
+            **(cfg.bnb_config_kwargs or {}),
+        }
+        return BitsAndBytesConfig(**settings)
+    if cfg.adapter == "lora" and cfg.load_in_8bit:
         return BitsAndBytesConfig(load_in_8bit=True)
-    settings = {
-        "load_in_4bit": True,
-        "bnb_4bit_compute_dtype": torch.bfloat16,
-        "bnb_4bit_use_double_quant": True,
-        "bnb_4bit_quant_type": "nf4",
-        "bnb_4bit_quant_storage": torch.bfloat16,
-        **(cfg.bnb_config_kwargs or {}),
-    }
-    return BitsAndBytesConfig(**settings)
+    return None
 
 
 def load_models(checkpoint: Path, cfg: Any, ref: str | None, device: str) -> tuple[Any, Any, Any]:

@@ -6,7 +6,8 @@ them) and a verdict. A reference scores every reward as exactly 0, so as a basel
 also gives the dominance of the log-probs of positives over negatives under the checkpoint and
 under the reference: about 0.5 violation for a model that has learned nothing. ``write_outputs``
 writes ``report.json`` and the plots (reward CDFs and quantile functions per checkpoint, the runs
-overlaid, the violation fraction over training).
+overlaid, the violation fraction over training), and with ``--generate`` every sample to
+``samples/`` and the plots of the sampled rewards.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from axolotl_aot.integration.checkpoints import checkpoint_step
 from axolotl_aot.integration.evaluation import Scores, aot_loss, eval_metrics
 from axolotl_aot.ot.dominance import DominanceStats, dominance_stats
 from axolotl_aot.ot.losses import COSTS
-from axolotl_aot.tools.generation import GenerationStats
+from axolotl_aot.tools.generation import Generations, GenerationStats
 
 # What implicit-reward dominance does and does not tell (docs/evaluating.md, "What dominance tells").
 RANKING_ONLY = "This is how the checkpoint ranks given completions, not how well it writes"
@@ -52,17 +53,15 @@ class CheckpointReport:
     plot: str | None = None
     generation: GenerationStats | None = None  # with --generate: its samples against the reference's
     generation_plot: str | None = None
+    samples_file: str | None = None
     scores: Scores | None = field(default=None, repr=False)
-    # with --generate: the rewards of its samples and of the reference's, for the plots
-    sampled_rewards: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    sampled: Generations | None = field(default=None, repr=False)  # with --generate: its samples
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("scores")
-        data.pop("sampled_rewards")
+        data = {key: value for key, value in asdict(self).items() if key not in ("scores", "sampled")}
         if self.generation is None:
-            data.pop("generation")
-            data.pop("generation_plot")
+            for key in ("generation", "generation_plot", "samples_file"):
+                data.pop(key)
         return data
 
 
@@ -77,13 +76,16 @@ class RunReport:
     mode: str  # paired or unpaired rows
     beta: float
     checkpoints: list[CheckpointReport] = field(default_factory=list)
-    # with --generate: the reward, the sampling settings and the files of every sample
+    # with --generate: the reward and the sampling settings, and the reference's samples
     generation_setup: dict[str, Any] | None = None
+    reference_sampled: Generations | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("name")
-        data.pop("generation_setup")
+        data = {
+            key: value
+            for key, value in asdict(self).items()
+            if key not in ("name", "generation_setup", "reference_sampled")
+        }
         data["checkpoints"] = [c.as_dict() for c in self.checkpoints]
         if self.generation_setup is not None:
             # The run's final checkpoint's statistics, with how they were sampled; every
@@ -174,11 +176,17 @@ def write_outputs(runs: list[RunReport], out: Path) -> list[Path]:
                 _plot_rewards(plt, report, path)
                 report.plot = str(path)
                 plots.append(path)
-            if report.sampled_rewards is not None:
+            if report.sampled is not None:
                 path = out / f"{name}_generation.png"
-                _plot_generation(plt, report, path)
+                _plot_generation(plt, report, run.reference_sampled, path)
                 report.generation_plot = str(path)
                 plots.append(path)
+                report.samples_file = str(
+                    _write_samples(report.sampled, out / "samples" / f"{name}_samples.jsonl")
+                )
+        if run.reference_sampled is not None:
+            path = _write_samples(run.reference_sampled, out / "samples" / f"{run.name}_reference.jsonl")
+            run.generation_setup["reference_samples"] = str(path)
     scored = [run for run in runs if run.checkpoints[0].scores is not None]
     if len(scored) > 1:
         path = out / "runs_rewards.png"
@@ -280,9 +288,17 @@ def _plot_trend(plt: Any, runs: list[RunReport], path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_generation(plt: Any, report: CheckpointReport, path: Path) -> None:
+def _write_samples(generations: Generations, path: Path) -> Path:
+    """Every sample of one model as JSON lines (``Generations.write``); a checkpoint's file ends in
+    ``_samples.jsonl``, the reference's in ``_reference.jsonl``, so that the two never collide."""
+    path.parent.mkdir(exist_ok=True)
+    generations.write(path)
+    return path
+
+
+def _plot_generation(plt: Any, report: CheckpointReport, reference_sampled: Generations, path: Path) -> None:
     """The rewards of the checkpoint's samples and of the reference's: CDFs and quantile functions."""
-    ours, reference = report.sampled_rewards
+    ours, reference = report.sampled.rewards, reference_sampled.rewards
     fig, (cdf, quantiles) = plt.subplots(1, 2, figsize=(10, 4))
     _step_curves(cdf, quantiles, ours, label="checkpoint samples", color="tab:blue")
     _step_curves(cdf, quantiles, reference, label="reference samples", color="tab:gray", ls="--")
