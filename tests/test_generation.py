@@ -228,6 +228,21 @@ def test_reward_model_scores_the_conversation_through_its_chat_template(reward_m
     assert rewards.texts(prompts[0], "x") == {"text": "Is 4 even?", "text_pair": "x"}
 
 
+def test_a_bfloat16_reward_models_score_head_runs_in_float32(reward_model):
+    """On a GPU reward models load in bfloat16, whose rewards have three significant digits; the score
+    head is then computed in float32 from the bfloat16 hidden states."""
+    from axolotl_aot.tools.generation.rewards import _float32_head
+
+    model = LlamaForSequenceClassification.from_pretrained(reward_model, dtype=torch.bfloat16).eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        hidden = model.model(ids).last_hidden_state[:, -1]
+        _float32_head(model)
+        logits = model(ids).logits
+    assert logits.dtype == torch.float32
+    assert logits[0, 0] == (hidden.float() @ model.score.weight.float().T)[0, 0]
+
+
 def test_a_causal_lm_or_a_two_label_classifier_is_not_a_reward_model(tiny_model, reward_model, tmp_path):
     with pytest.raises(
         ValueError, match=r"is not a sequence classifier \(its config names LlamaForCausalLM\)"
